@@ -1,0 +1,49 @@
+"""The word-level caption encoder and the caption-reading domain classifier."""
+
+import torch
+
+from bayes_bps.caption_encoder import CaptionEncoder, vocabulary_from
+from bayes_bps.classifier import DomainClassifier, caption_agreement, labels_for_domain
+
+
+def test_tokenizer_pads_truncates_and_marks_unknown_words():
+    encoder = CaptionEncoder(vocabulary_from(["a red circle", "a blue square"]), max_length=4)
+    ids = encoder.tokenize(["a red circle", "", "a purple square and more words"])
+    pad, unknown = encoder.token_ids["<pad>"], encoder.token_ids["<unk>"]
+    assert ids[0].tolist() == [encoder.token_ids[w] for w in ("a", "red", "circle")] + [pad]
+    assert ids[1].tolist() == [pad] * 4
+    assert ids[2].tolist() == [encoder.token_ids["a"], unknown, encoder.token_ids["square"], unknown]
+
+
+def test_caption_encoder_round_trips_through_save_pretrained(tmp_path):
+    torch.manual_seed(0)
+    encoder = CaptionEncoder(["a", "red", "circle"], hidden_size=16, num_heads=2)
+    states = encoder(["a red circle", "a circle"])
+    assert states.shape == (2, 12, 16) and not torch.allclose(states[0], states[1])
+    encoder.save_pretrained(tmp_path)
+    torch.testing.assert_close(CaptionEncoder.from_pretrained(tmp_path)(["a red circle", "a circle"]),
+                               states)
+
+
+def test_classifier_reads_labels_from_captions():
+    labels, multi_label = labels_for_domain("shapes")
+    classifier = DomainClassifier(3, labels, multi_label)
+    targets = classifier.caption_targets(["a red circle and a blue square", "a cyan triangle"])
+    assert targets.sum(dim=1).tolist() == [2, 1]
+    assert targets[0, labels.index("blue square")] == 1 and targets[1, labels.index("cyan triangle")] == 1
+
+    digit_labels, digit_multi = labels_for_domain("digits")
+    digits = DomainClassifier(1, digit_labels, digit_multi)
+    assert digits.caption_targets(["a handwritten digit 7", "a handwritten digit 0"]).tolist() == [7, 0]
+
+
+def test_agreement_of_a_perfect_reader_is_one_and_chance_is_lower():
+    labels, multi_label = labels_for_domain("digits")
+    classifier = DomainClassifier(1, labels, multi_label)
+    captions = [f"a handwritten digit {k % 10}" for k in range(50)]
+    # a classifier whose logits are the caption's one-hot: perfect agreement
+    classifier.forward = lambda images: torch.nn.functional.one_hot(
+        classifier.caption_targets(captions), 10).float()
+    result = caption_agreement(classifier, torch.zeros(50, 1, 8, 8), captions)
+    assert result["agreement"] == 1.0 and result["n"] == 50
+    assert 0.0 < result["chance"] < 0.3  # about 1/10 for shuffled digit captions
