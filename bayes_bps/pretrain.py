@@ -14,7 +14,6 @@ generated samples show what their caption says, and writes a model card.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import platform
@@ -23,21 +22,18 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import matplotlib
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DConditionModel
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from diffusers import DDPMScheduler, UNet2DConditionModel  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from .caption_encoder import CaptionEncoder, vocabulary_from  # noqa: E402
-from .classifier import DomainClassifier, caption_agreement, labels_for_domain, train_classifier  # noqa: E402
-from .data import DOMAIN_TASKS, make_dataset  # noqa: E402
-from .prior import FrozenPrior  # noqa: E402
-from .sample import ddim_sample, sample_grid  # noqa: E402
+from .caption_encoder import CaptionEncoder, vocabulary_from
+from .classifier import DomainClassifier, caption_agreement, labels_for_domain, train_classifier
+from .data import DOMAIN_TASKS, make_dataset
+from .plots import plot_loss_curve
+from .prior import FrozenPrior
+from .sample import ddim_sample, sample_grid
 
 _DOWN, _CROSS_DOWN = "DownBlock2D", "CrossAttnDownBlock2D"
 _UP, _CROSS_UP = "UpBlock2D", "CrossAttnUpBlock2D"
@@ -150,19 +146,6 @@ def _domain_dataset(options: PretrainOptions, split: str, length: int | None):
                         seed=options.seed, resolution=options.resolution)
 
 
-def _save_loss_curve(losses: list[float], path: Path) -> None:
-    window = max(1, len(losses) // 50)
-    smoothed = torch.tensor(losses).unfold(0, window, 1).mean(dim=1) if len(losses) >= window else torch.tensor(losses)
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    axis.plot(losses, alpha=0.3, label="per step")
-    axis.plot(range(window - 1, window - 1 + len(smoothed)), smoothed, label=f"mean of {window}")
-    axis.set(xlabel="training step", ylabel="ε-MSE", yscale="log", title="pretraining loss")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
 def evaluate_base(out: Path, options: PretrainOptions) -> dict:
     """Caption agreement of the shipped classifier on generated samples, against chance."""
     prior = FrozenPrior.from_pretrained(out)
@@ -266,7 +249,7 @@ def pretrain(options: PretrainOptions, argv: list[str] | None = None) -> Path:
     if domain in BUILT_IN_DOMAINS:
         stats["evaluation"] = evaluate_base(out, options)
 
-    _save_loss_curve(losses, out / "loss.png")
+    plot_loss_curve(losses, out / "loss.png", ylabel="ε-MSE", title="pretraining loss")
     (out / "pretrain_stats.json").write_text(json.dumps(
         {**stats, "options": {k: str(v) if isinstance(v, Path) else v
                               for k, v in asdict(options).items()}}, indent=2) + "\n")
