@@ -69,13 +69,15 @@ def resolve_base(name_or_path: str | Path) -> Path:
 class FrozenPrior(nn.Module):
     """The pretrained denoiser ε_prior(x_t, t, c_text) with its scheduler and encoders."""
 
-    def __init__(self, unet, scheduler, text_encoder, tokenizer=None, vae=None, classifier=None):
+    def __init__(self, unet, scheduler, text_encoder, tokenizer=None, vae=None, classifier=None,
+                 domain: str | None = None):
         super().__init__()
         if scheduler.config.prediction_type != "epsilon":
             raise ValueError(f"prediction_type {scheduler.config.prediction_type!r} is not "
                              "supported: BPS's likelihood is on the noise ε")
         self.unet, self.text_encoder, self.vae, self.classifier = unet, text_encoder, vae, classifier
         self.scheduler, self.tokenizer = scheduler, tokenizer
+        self.domain = domain  # the built-in domain an embedded base was pretrained on, if any
         self.requires_grad_(False)
         self.eval()
 
@@ -98,7 +100,7 @@ class FrozenPrior(nn.Module):
                 raise ValueError(f"{root / 'model_index.json'} names no {required!r}")
         # The training schedule (betas) is shared by every scheduler class; DDPM adds noise.
         scheduler = DDPMScheduler.from_config(DDPMScheduler.load_config(root / "scheduler"))
-        return cls(scheduler=scheduler, **components)
+        return cls(scheduler=scheduler, domain=index.get("_bayes_bps_domain"), **components)
 
     def train(self, mode: bool = True) -> FrozenPrior:
         return super().train(False)  # frozen: never in training mode

@@ -10,7 +10,7 @@ generator. Steering (later) wraps the UNet, so this same loop samples steered mo
 from __future__ import annotations
 
 import argparse
-import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from .data import make_dataset
 from .grids import save_image_grid, to_unit
-from .prior import FrozenPrior, resolve_base
+from .ports import steer
+from .prior import FrozenPrior
 
 
 @torch.no_grad()
@@ -50,14 +51,19 @@ def ddim_sample(
     return prior.decode_samples(sample)
 
 
-def default_captions(base: str, count: int) -> list[str]:
+@torch.no_grad()
+def steered_ddim_sample(prior: FrozenPrior, adapter: Callable, scales: Mapping | Callable,
+                        conditions: torch.Tensor, captions: list[str], **sampling) -> torch.Tensor:
+    """`ddim_sample` with every UNet call steered by `adapter` on `conditions` (one per caption)."""
+    with steer(prior.unet, adapter, conditions.to(prior.device), scales):
+        return ddim_sample(prior, captions, **sampling)
+
+
+def default_captions(prior: FrozenPrior, count: int) -> list[str]:
     """Captions of the base's own test split, for bases pretrained on a built-in domain."""
-    index = json.loads((resolve_base(base) / "model_index.json").read_text())
-    domain = index.get("_bayes_bps_domain")
-    if domain not in ("shapes", "digits"):
-        raise ValueError(f"base {base!r} was not pretrained on a built-in domain: pass --caption")
-    dataset = make_dataset(domain, split="test", length=count,
-                           resolution=index.get("_bayes_bps_resolution"))
+    if prior.domain not in ("shapes", "digits"):
+        raise ValueError("this base was not pretrained on a built-in domain: pass --caption")
+    dataset = make_dataset(prior.domain, split="test", length=count, resolution=prior.resolution)
     return [dataset[i][2] for i in range(count)]
 
 
@@ -85,8 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not 1 <= args.steps <= 1000:
         parser.error(f"--steps must be in 1..1000, got {args.steps}")
-    captions = args.caption or default_captions(args.base, args.num_captions)
-    path = sample_grid(FrozenPrior.from_pretrained(args.base), captions, args.n, args.out, steps=args.steps,
+    prior = FrozenPrior.from_pretrained(args.base)
+    captions = args.caption or default_captions(prior, args.num_captions)
+    path = sample_grid(prior, captions, args.n, args.out, steps=args.steps,
                        guidance_scale=args.guidance_scale, seed=args.seed)
     print(f"wrote {path}")
 

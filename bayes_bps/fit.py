@@ -1,0 +1,160 @@
+"""Fit Bayesian Power Steering: `python -m bayes_bps.fit`.
+
+    python -m bayes_bps.fit                          # embedded default: shapes base, sketch, 40 pairs, lite
+    python -m bayes_bps.fit --domain digits --base digits --n-train 10
+    python -m bayes_bps.fit --domain folder:PATH --base /models/stable-diffusion-v1-5
+    python -m bayes_bps.fit --config run.yaml --seed 3   # flags override the file
+    python -m bayes_bps.fit --deterministic              # the official recipe, same loop
+    python -m bayes_bps.fit --out runs/x --resume        # continue from the latest checkpoint
+    python -m bayes_bps.fit --dry-run                    # print the resolved options and exit
+
+The run folder gets options.json, checkpoints/, loss.csv and loss.png, and at the end the
+posterior (posterior.nc, posterior_summary.csv, fusion_forest.png; Bayesian runs),
+samples.png and evaluation.json (see `report.py`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pyro
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+
+from .bayes import BayesianSteering, ELBOObjective, SteeringPriors, per_example_temperature
+from .checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from .data import make_dataset
+from .fit_options import FitOptions, parse_options
+from .pairs import TrainingPairs
+from .plots import plot_loss_curve
+from .prior import FrozenPrior
+from .report import write_report
+from .train import DeterministicObjective, NonFiniteLossError, SteeringTrainer, adapter_for, profile_scales
+
+OPTIONS_FILE = "options.json"
+
+
+class RunFolderError(RuntimeError):
+    """The run folder cannot be used as asked: unwritable, or holding another run."""
+
+
+def prepare_run_folder(options: FitOptions, resume: bool, explicit: set[str]) -> FitOptions:
+    """Check the folder is writable; on resume, return the run's own options (steps may grow)."""
+    run_dir = options.run_dir
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise RunFolderError(f"cannot write to run folder {run_dir}: {error.strerror or error}") from error
+    saved_file = run_dir / OPTIONS_FILE
+    if not resume:
+        if latest_checkpoint(run_dir) is not None:
+            raise RunFolderError(f"{run_dir} already holds checkpoints: pass --resume to continue "
+                                 "that run, or choose another --out")
+        return options
+    if not saved_file.is_file():
+        raise RunFolderError(f"nothing to resume: {saved_file} not found")
+    saved = FitOptions(**json.loads(saved_file.read_text()))
+    changed = sorted(name for name in explicit - {"steps", "out"}
+                     if getattr(options, name) != getattr(saved, name))
+    if changed:
+        raise RunFolderError(f"--resume continues the run as it was; these options differ from "
+                             f"{saved_file}: {changed} (only --steps may change)")
+    return replace(saved, steps=options.steps if "steps" in explicit else saved.steps)
+
+
+def build_objective(options: FitOptions, prior: FrozenPrior, pairs: TrainingPairs):
+    """The deterministic baseline's MSE, or the Bayesian model's negative ELBO."""
+    adapter = adapter_for(prior, options.preset, pairs.condition_channels)
+    scales = profile_scales(prior, options.profile)
+    if options.deterministic:
+        return DeterministicObjective(prior, adapter, scales)
+    priors = SteeringPriors(
+        fusion_scale=options.fusion_prior_scale, gate_bias_mean=options.gate_bias_prior_mean,
+        gate_bias_scale=options.gate_bias_prior_scale, gate_slope_scale=options.gate_slope_prior_scale,
+        head_scale=options.head_prior_scale)
+    temperature = options.temperature or per_example_temperature(prior)
+    model = BayesianSteering(prior, adapter, scales, len(pairs), temperature, priors)
+    generator = torch.Generator().manual_seed(options.seed)
+    example = pairs.noisy_batch(prior, pairs.draw_indices(options.batch_size, generator), generator)
+    return ELBOObjective(model, example, options.kl_anneal_steps)
+
+
+def write_loss_trace(run_dir: Path, losses: list[float], deterministic: bool) -> None:
+    name = "mse" if deterministic else "negative_elbo"
+    with open(run_dir / "loss.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", name])
+        writer.writerows((step + 1, loss) for step, loss in enumerate(losses))
+    ylabel = "ε-MSE" if deterministic else "negative ELBO (one draw)"
+    plot_loss_curve(losses, run_dir / "loss.png", ylabel=ylabel, title=f"fit: {run_dir.name}")
+
+
+def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozenset(),
+        progress: bool = True) -> Path:
+    """Run (or resume) a fit and write its run folder; returns the folder."""
+    options = prepare_run_folder(options, resume, set(explicit))
+    run_dir = options.run_dir
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(),
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    torch.manual_seed(options.seed)
+    pyro.set_rng_seed(options.seed)
+
+    # 1. the frozen prior and the N training pairs, encoded once
+    prior = FrozenPrior.from_pretrained(options.base).to(accelerator.device)
+    length = options.n_train if options.domain_name == "shapes" else None  # shapes is unlimited
+    dataset = make_dataset(options.domain, options.task, split="train", length=length,
+                           seed=options.seed, resolution=prior.resolution)
+    pairs = TrainingPairs.encode(prior, dataset, options.n_train, name=f"{options.domain}/{options.task}")
+
+    # 2. the objective and the loop, restored from the latest checkpoint when resuming
+    objective = build_objective(options, prior, pairs)
+    trainer = SteeringTrainer(prior, pairs, objective, batch_size=options.batch_size, lr=options.lr,
+                              guide_lr=options.guide_lr, grad_clip=options.grad_clip,
+                              seed=options.seed, accelerator=accelerator)
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if checkpoint is not None:
+        trainer.load_state_dict(load_checkpoint_state(checkpoint))
+    (run_dir / OPTIONS_FILE).write_text(options.to_json())
+
+    def on_step(step: int) -> None:
+        if accelerator.is_main_process and (step % options.checkpoint_every == 0 or step == options.steps):
+            save_checkpoint(run_dir, step, trainer.state_dict(), objective.export_adapter())
+
+    # 3. optimise; a non-finite loss stops the run with the last good checkpoint in place
+    try:
+        trainer.train(options.steps, on_step, description=f"fit {run_dir.name}", progress=progress)
+    except NonFiniteLossError as error:
+        last = latest_checkpoint(run_dir)
+        raise NonFiniteLossError(f"{error}; last good checkpoint: {last or 'none yet'}") from error
+    finally:
+        if accelerator.is_main_process and trainer.losses:
+            write_loss_trace(run_dir, trainer.losses, options.deterministic)
+
+    # 4. posterior, samples and evaluation
+    if accelerator.is_main_process:
+        write_report(options, prior, pairs, objective, run_dir, progress=progress)
+    return run_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        options, switches = parse_options(argv)
+        if switches["dry_run"]:
+            print(options.to_json(), end="")
+            print(f"# run folder: {options.run_dir}")
+            return
+        run_dir = fit(options, switches["resume"], switches["explicit"])
+    except (ValueError, FileNotFoundError, RunFolderError, NonFiniteLossError) as error:
+        sys.exit(f"error: {error}")
+    print(f"wrote {run_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""What a finished fit writes: the posterior of the coefficients, a sample grid, an evaluation.
+
+- posterior.nc, posterior_summary.csv, fusion_forest.png: the coefficients' posterior against
+  their prior (Bayesian runs);
+- samples.png: condition | unsteered base | steered with the posterior-mean coefficients |
+  per-pixel posterior sd over K posterior draws (all from the same initial noise, so the sd
+  is the spread the coefficients' uncertainty causes);
+- evaluation.json: condition fidelity of unsteered and steered samples on held-out conditions
+  (the test split; the training pairs for a folder dataset, which has none), mean ± s.e.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .bayes import COEFFICIENTS, ELBOObjective, posterior_draws, prior_draws
+from .classifier import caption_agreement
+from .data import make_dataset
+from .diagnostics import plot_fusion_forest, summary_table, to_inference_data
+from .fit_options import FitOptions
+from .grids import save_image_grid, to_unit
+from .metrics import edge_f1
+from .pairs import TrainingPairs
+from .prior import FrozenPrior
+from .sample import ddim_sample, steered_ddim_sample
+
+SUMMARY_DRAWS = 1000  # guide draws behind the posterior summary (cheap: no UNet involved)
+
+
+def held_out(options: FitOptions, prior: FrozenPrior, count: int):
+    """Conditions the fit never saw, with their captions: (images, conditions, captions, label)."""
+    if options.domain_name == "folder":
+        dataset, label = make_dataset(options.domain, options.task, resolution=prior.resolution), "train pairs"
+    else:
+        length = count if options.domain_name == "shapes" else None
+        dataset = make_dataset(options.domain, options.task, split="test", length=length,
+                               seed=options.seed, resolution=prior.resolution)
+        label = "test split"
+    count = min(count, len(dataset))
+    images, conditions, captions = zip(*(dataset[i] for i in range(count)))
+    return torch.stack(images), torch.stack(conditions), list(captions), label
+
+
+def _posterior(objective: ELBOObjective, pairs: TrainingPairs, prior: FrozenPrior, run_dir: Path) -> dict:
+    """Write posterior.nc, the summary and the forest plot; return the posterior-mean coefficients."""
+    model, guide = objective.model, objective.guide
+    batch = pairs.noisy_batch(prior, torch.arange(min(2, len(pairs))), torch.Generator().manual_seed(0))
+    draws = posterior_draws(guide, batch, SUMMARY_DRAWS)
+    idata = to_inference_data(draws, prior_draws(model, SUMMARY_DRAWS), model.port_names)
+    idata.to_netcdf(str(run_dir / "posterior.nc"))
+    summary_table(idata).to_csv(run_dir / "posterior_summary.csv")
+    plot_fusion_forest(idata, run_dir / "fusion_forest.png")
+    mean = {name: draws[name].mean(dim=0) for name in COEFFICIENTS}
+    heads = {site: value for site, value in guide.median().items() if site not in COEFFICIENTS}
+    return {**mean, **heads}
+
+
+def _mean_and_error(values: torch.Tensor) -> dict[str, float]:
+    error = values.std().item() / len(values) ** 0.5 if len(values) > 1 else float("nan")
+    return {"mean": values.mean().item(), "standard_error": error, "n": len(values)}
+
+
+def fidelity(options: FitOptions, prior: FrozenPrior, images: torch.Tensor, conditions: torch.Tensor,
+             captions: list[str]) -> dict[str, dict]:
+    """Condition-fidelity scores available for this task and base."""
+    scores = {}
+    if options.task == "sketch":
+        scores["edge_f1"] = _mean_and_error(edge_f1(images, conditions))
+    if prior.classifier is not None and prior.domain == options.domain_name:
+        agreement = caption_agreement(prior.classifier, images.to(prior.device), captions)
+        scores["caption_agreement"] = {"mean": agreement["agreement"], "chance": agreement["chance"],
+                                       "n": agreement["n"]}
+    return scores
+
+
+def write_report(options: FitOptions, prior: FrozenPrior, pairs: TrainingPairs, objective,
+                 run_dir: Path, progress: bool = True) -> dict:
+    bayesian = isinstance(objective, ELBOObjective)
+    sampling = dict(steps=options.ddim_steps, guidance_scale=options.guidance_scale,
+                    seed=options.seed, progress=progress)
+    if bayesian:
+        model = objective.model
+        coefficients = _posterior(objective, pairs, prior, run_dir)
+        adapter, scales = model.adapter_for(coefficients), model.scales_for(coefficients)
+    else:
+        adapter, scales = objective.adapter, objective.scales
+
+    # 1. held-out evaluation: unsteered and steered from the same noise
+    images, conditions, captions, split = held_out(options, prior, options.eval_samples)
+    unsteered = ddim_sample(prior, captions, **sampling)
+    steered = steered_ddim_sample(prior, adapter, scales, conditions, captions, **sampling)
+    evaluation = {"conditions": split, "task": options.task,
+                  "unsteered": fidelity(options, prior, unsteered, conditions, captions),
+                  "steered": fidelity(options, prior, steered, conditions, captions),
+                  "real": fidelity(options, prior, images, conditions, captions)}
+    (run_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
+
+    # 2. the sample grid, with the posterior sd over K draws for Bayesian runs
+    shown = min(options.grid_conditions, len(captions))
+    shown_conditions = conditions[:shown]
+    columns = [shown_conditions, to_unit(unsteered[:shown]), to_unit(steered[:shown])]
+    labels = ["condition", "unsteered", "posterior mean" if bayesian else "steered"]
+    if bayesian:
+        draws = posterior_draws(objective.guide, pairs.noisy_batch(
+            prior, torch.arange(1), torch.Generator().manual_seed(0)), options.posterior_draws)
+        per_draw = torch.stack([
+            steered_ddim_sample(prior, model.adapter_for(draw), model.scales_for(draw),
+                                shown_conditions, captions[:shown], **sampling)
+            for draw in ({site: value[k] for site, value in draws.items()}
+                         for k in range(options.posterior_draws))])
+        spread = per_draw.std(dim=0).mean(dim=1, keepdim=True)  # (shown, 1, H, W)
+        top = spread.max().clamp(min=1e-8)
+        columns.append(spread / top)
+        labels.append(f"posterior sd (max {top.item():.2f})")
+    rows = [[column[i].cpu().expand(3, -1, -1) for column in columns] for i in range(shown)]
+    save_image_grid(rows, run_dir / "samples.png", row_labels=captions[:shown], column_labels=labels)
+    return evaluation

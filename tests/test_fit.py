@@ -1,0 +1,136 @@
+"""`python -m bayes_bps.fit` end to end on a tiny base: outputs, resume after a kill, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from bayes_bps.checkpoint import latest_checkpoint, load_checkpoint_state
+from bayes_bps.fit import main
+from bayes_bps.pretrain import PretrainOptions, pretrain
+
+TINY = ["--domain", "digits", "--n-train", "6", "--preset", "tiny", "--batch-size", "2",
+        "--posterior-draws", "2", "--grid-conditions", "2", "--eval-samples", "3", "--ddim-steps", "2"]
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bases") / "digits16"
+    return pretrain(PretrainOptions(out=out, domain="digits", resolution=16, unet_preset="tiny",
+                                    caption_dim=32, steps=2, batch_size=4, warmup_steps=1,
+                                    classifier_steps=2, eval_samples=4, eval_ddim_steps=2))
+
+
+def run_args(base, out, *extra):
+    return [*TINY, "--base", str(base), "--out", str(out), *extra]
+
+
+def test_bayesian_fit_writes_every_output(tiny_base, tmp_path, capsys):
+    out = tmp_path / "run"
+    main(run_args(tiny_base, out, "--steps", "3", "--checkpoint-every", "2"))
+    options = json.loads((out / "options.json").read_text())
+    assert options["steps"] == 3 and options["temperature"] is None and not options["deterministic"]
+    for name in ("loss.csv", "loss.png", "posterior.nc", "posterior_summary.csv", "fusion_forest.png",
+                 "samples.png", "evaluation.json"):
+        assert (out / name).is_file(), name
+    assert (out / "loss.csv").read_text().splitlines()[0] == "step,negative_elbo"
+    assert len((out / "loss.csv").read_text().splitlines()) == 4
+    assert latest_checkpoint(out).name == "step_000003"
+    assert (latest_checkpoint(out) / "adapter" / "config.json").is_file()
+    summary = (out / "posterior_summary.csv").read_text()
+    assert "fusion[mid]" in summary and "hdi_3%" in summary
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["steered"]["edge_f1"]["n"] == 3
+    assert "caption_agreement" in evaluation["steered"]
+
+
+def test_deterministic_fit_and_dry_run(tiny_base, tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"steps": 7, "seed": 4, "deterministic": True}))
+    main(run_args(tiny_base, tmp_path / "dry", "--config", str(config), "--steps", "2", "--dry-run"))
+    printed = capsys.readouterr().out
+    resolved = json.loads(printed[: printed.index("# run folder")])
+    assert (resolved["steps"], resolved["seed"], resolved["deterministic"]) == (2, 4, True)
+    assert not (tmp_path / "dry").exists()
+
+    out = tmp_path / "det"
+    main(run_args(tiny_base, out, "--deterministic", "--steps", "2"))
+    assert (out / "loss.csv").read_text().startswith("step,mse")
+    assert not (out / "posterior.nc").exists() and (out / "samples.png").is_file()
+
+
+def _final_state(run_dir):
+    state = load_checkpoint_state(latest_checkpoint(run_dir))
+    return state["step"], state["objective"], state["losses"]
+
+
+def test_a_killed_fit_resumes_to_the_same_final_state(tiny_base, tmp_path):
+    common = run_args(tiny_base, "{out}", "--steps", "24", "--checkpoint-every", "2",
+                      "--eval-samples", "1", "--grid-conditions", "1")
+    reference = tmp_path / "reference"
+    main([a.replace("{out}", str(reference)) for a in common])
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "bayes_bps.fit", *[a.replace("{out}", str(killed)) for a in common]]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while latest_checkpoint(killed) is None and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    at_kill = latest_checkpoint(killed)
+    assert at_kill is not None and load_checkpoint_state(at_kill)["step"] < 24, "killed too late to test"
+
+    main(["--out", str(killed), "--resume"])
+    step, objective, losses = _final_state(killed)
+    reference_step, reference_objective, reference_losses = _final_state(reference)
+    assert step == reference_step == 24 and losses == reference_losses
+    for name, value in reference_objective.items():
+        assert torch.equal(objective[name], value), name
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--task", "layout"], "domain 'digits' has no task 'layout'"),
+    (["--n-train", "5000"], "cannot take n=5000"),
+    (["--domain", "shapes"], r"\(3, 16, 16\) but the base takes \(1, 16, 16\)"),
+    (["--preset", "huge"], "--preset must be one of"),
+    (["--temperature", "0"], "--temperature must be > 0"),
+])
+def test_bad_input_is_a_clear_error(tiny_base, tmp_path, extra, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(run_args(tiny_base, tmp_path / "bad", "--steps", "1", *extra))
+    assert __import__("re").search(message, str(exit_info.value))
+
+
+def test_unwritable_folder_and_existing_run_are_clear_errors(tiny_base, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit, match="cannot write to run folder"):
+        main(run_args(tiny_base, blocker / "run", "--steps", "1"))
+    out = tmp_path / "once"
+    main(run_args(tiny_base, out, "--steps", "1", "--eval-samples", "1", "--grid-conditions", "1"))
+    with pytest.raises(SystemExit, match="already holds checkpoints"):
+        main(run_args(tiny_base, out, "--steps", "1"))
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_base, tmp_path, monkeypatch):
+    from bayes_bps import train
+
+    real_forward = train.DeterministicObjective.forward
+
+    def poisoned(self, batch, step):
+        loss = real_forward(self, batch, step)
+        return loss * float("nan") if step == 3 else loss
+
+    monkeypatch.setattr(train.DeterministicObjective, "forward", poisoned)
+    out = tmp_path / "nan"
+    with pytest.raises(SystemExit, match=r"at step 3.*last good checkpoint: .*step_000002"):
+        main(run_args(tiny_base, out, "--deterministic", "--steps", "6", "--checkpoint-every", "2"))
+    assert latest_checkpoint(out).name == "step_000002"
