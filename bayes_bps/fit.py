@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -47,7 +48,7 @@ def prepare_run_folder(options: FitOptions, resume: bool, explicit: set[str]) ->
     run_dir = options.run_dir
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
+        probe = run_dir / f".write-test-{os.getpid()}"  # per process: DDP ranks check at once
         probe.write_text("")
         probe.unlink()
     except OSError as error:
@@ -121,7 +122,8 @@ def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozense
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if checkpoint is not None:
         trainer.load_state_dict(load_checkpoint_state(checkpoint))
-    (run_dir / OPTIONS_FILE).write_text(options.to_json())
+    if accelerator.is_main_process:
+        (run_dir / OPTIONS_FILE).write_text(options.to_json())
 
     def on_step(step: int) -> None:
         if accelerator.is_main_process and (step % options.checkpoint_every == 0 or step == options.steps):

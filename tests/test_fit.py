@@ -134,3 +134,16 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_base, tmp
     with pytest.raises(SystemExit, match=r"at step 3.*last good checkpoint: .*step_000002"):
         main(run_args(tiny_base, out, "--deterministic", "--steps", "6", "--checkpoint-every", "2"))
     assert latest_checkpoint(out).name == "step_000002"
+
+
+def test_the_same_fit_runs_data_parallel_on_two_processes(tiny_base, tmp_path):
+    """torchrun starts two CPU processes (gloo); accelerate wraps the objective in DDP."""
+    out = tmp_path / "ddp"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    command = [*torchrun, "-m", "bayes_bps.fit", *run_args(tiny_base, out, "--steps", "2",
+                                                          "--eval-samples", "1", "--grid-conditions", "1")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("wrote") == 2  # both ranks finished
+    assert latest_checkpoint(out).name == "step_000002" and (out / "samples.png").is_file()
