@@ -208,9 +208,11 @@ class ELBOObjective(nn.Module):
 
 
 @torch.no_grad()
-def posterior_draws(guide: SteeringGuide, batch: NoisyBatch, num_draws: int) -> dict[str, Tensor]:
-    """`num_draws` joint draws of every latent site, stacked on a leading dimension."""
-    draws = [guide(batch) for _ in range(num_draws)]
+def posterior_draws(guide: SteeringGuide, num_draws: int) -> dict[str, Tensor]:
+    """`num_draws` joint draws of every latent site, stacked on a leading dimension.
+
+    The guide has no local latents, so once set up it needs no data to draw."""
+    draws = [guide() for _ in range(num_draws)]
     return {site: torch.stack([draw[site] for draw in draws]) for site in draws[0]}
 
 

@@ -141,7 +141,7 @@ def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozense
 
     # 4. posterior, samples and evaluation
     if accelerator.is_main_process:
-        write_report(options, prior, pairs, objective, run_dir, progress=progress)
+        write_report(options, prior, objective, run_dir, progress=progress)
     return run_dir
 
 

@@ -23,7 +23,6 @@ from .diagnostics import plot_fusion_forest, summary_table, to_inference_data
 from .fit_options import FitOptions
 from .grids import save_image_grid, to_unit
 from .metrics import edge_f1
-from .pairs import TrainingPairs
 from .prior import FrozenPrior
 from .sample import ddim_sample, steered_ddim_sample
 
@@ -44,11 +43,10 @@ def held_out(options: FitOptions, prior: FrozenPrior, count: int):
     return torch.stack(images), torch.stack(conditions), list(captions), label
 
 
-def _posterior(objective: ELBOObjective, pairs: TrainingPairs, prior: FrozenPrior, run_dir: Path) -> dict:
+def _posterior(objective: ELBOObjective, run_dir: Path) -> dict:
     """Write posterior.nc, the summary and the forest plot; return the posterior-mean coefficients."""
     model, guide = objective.model, objective.guide
-    batch = pairs.noisy_batch(prior, torch.arange(min(2, len(pairs))), torch.Generator().manual_seed(0))
-    draws = posterior_draws(guide, batch, SUMMARY_DRAWS)
+    draws = posterior_draws(guide, SUMMARY_DRAWS)
     idata = to_inference_data(draws, prior_draws(model, SUMMARY_DRAWS), model.port_names)
     idata.to_netcdf(str(run_dir / "posterior.nc"))
     summary_table(idata).to_csv(run_dir / "posterior_summary.csv")
@@ -76,14 +74,14 @@ def fidelity(options: FitOptions, prior: FrozenPrior, images: torch.Tensor, cond
     return scores
 
 
-def write_report(options: FitOptions, prior: FrozenPrior, pairs: TrainingPairs, objective,
-                 run_dir: Path, progress: bool = True) -> dict:
+def write_report(options: FitOptions, prior: FrozenPrior, objective, run_dir: Path,
+                 progress: bool = True) -> dict:
     bayesian = isinstance(objective, ELBOObjective)
     sampling = dict(steps=options.ddim_steps, guidance_scale=options.guidance_scale,
                     seed=options.seed, progress=progress)
     if bayesian:
         model = objective.model
-        coefficients = _posterior(objective, pairs, prior, run_dir)
+        coefficients = _posterior(objective, run_dir)
         adapter, scales = model.adapter_for(coefficients), model.scales_for(coefficients)
     else:
         adapter, scales = objective.adapter, objective.scales
@@ -104,8 +102,7 @@ def write_report(options: FitOptions, prior: FrozenPrior, pairs: TrainingPairs, 
     columns = [shown_conditions, to_unit(unsteered[:shown]), to_unit(steered[:shown])]
     labels = ["condition", "unsteered", "posterior mean" if bayesian else "steered"]
     if bayesian:
-        draws = posterior_draws(objective.guide, pairs.noisy_batch(
-            prior, torch.arange(1), torch.Generator().manual_seed(0)), options.posterior_draws)
+        draws = posterior_draws(objective.guide, options.posterior_draws)
         per_draw = torch.stack([
             steered_ddim_sample(prior, model.adapter_for(draw), model.scales_for(draw),
                                 shown_conditions, captions[:shown], **sampling)

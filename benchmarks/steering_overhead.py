@@ -1,0 +1,150 @@
+"""What steering costs: parameters, and time ratios measured side by side in one run.
+
+    python benchmarks/steering_overhead.py            # embedded shapes base, lite adapter
+    python benchmarks/steering_overhead.py --sd15     # also the SD1.5 config, official-sd15, batch 1
+
+Ratios: steered/frozen UNet forward (a denoising step), steered train step/frozen forward,
+and an SVI step (Bayesian steering, negative ELBO) against a plain training step
+(deterministic ε-MSE) on the same minibatches.
+
+Absolute times drift on shared machines, so every number that matters is a ratio of two
+timings interleaved in the same run (medians over repeats). The SD1.5 UNet and adapter are
+randomly initialised: timing needs the architecture, not the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from diffusers import UNet2DConditionModel
+
+from bayes_bps.adapter import BPSAdapter
+from bayes_bps.bayes import BayesianSteering, ELBOObjective, per_example_temperature
+from bayes_bps.data import make_dataset
+from bayes_bps.pairs import TrainingPairs
+from bayes_bps.ports import find_ports, head_heavy_profile, steer
+from bayes_bps.prior import FrozenPrior
+from bayes_bps.train import DeterministicObjective, SteeringTrainer, adapter_for
+
+
+def interleaved_medians(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each function, run in turn so drift hits them all alike."""
+    for function in functions.values():
+        function()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            started = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def measure(unet: UNet2DConditionModel, adapter: BPSAdapter, batch: int, condition_size: int,
+            text_tokens: int, repeats: int, train: bool) -> dict[str, float]:
+    generator = torch.Generator().manual_seed(0)
+    config = unet.config
+    sample = torch.randn(batch, config.in_channels, config.sample_size, config.sample_size, generator=generator)
+    timesteps = torch.randint(0, 1000, (batch,), generator=generator)
+    text = torch.randn(batch, text_tokens, config.cross_attention_dim, generator=generator)
+    condition = torch.rand(batch, adapter.config.condition_channels, condition_size, condition_size,
+                           generator=generator)
+    scales = head_heavy_profile(find_ports(unet))
+    with torch.no_grad():  # heads away from zero, so no work is skipped by accident
+        for head in adapter.heads:
+            head.weight.normal_(std=1e-3)
+    optimizer = torch.optim.AdamW(adapter.parameters(), lr=1e-4)
+
+    def frozen_forward():
+        with torch.no_grad():
+            unet(sample, timesteps, text)
+
+    def steered_forward():
+        with torch.no_grad(), steer(unet, adapter, condition, scales):
+            unet(sample, timesteps, text)
+
+    def steered_train_step():
+        with steer(unet, adapter, condition, scales):
+            loss = unet(sample, timesteps, text).sample.square().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    functions = {"frozen forward": frozen_forward, "steered forward": steered_forward}
+    if train:
+        functions["steered train step"] = steered_train_step
+    return interleaved_medians(functions, repeats)
+
+
+def svi_versus_plain(prior: FrozenPrior, batch_size: int, repeats: int) -> dict[str, float]:
+    """Seconds per optimisation step of the two objectives, 40 shapes sketch pairs."""
+    pairs = TrainingPairs.encode(prior, make_dataset("shapes", "sketch", length=40), 40)
+    scales = head_heavy_profile(find_ports(prior.unet))
+    plain = DeterministicObjective(prior, adapter_for(prior, "lite", 1), scales)
+    model = BayesianSteering(prior, adapter_for(prior, "lite", 1), scales, len(pairs),
+                             per_example_temperature(prior))
+    generator = torch.Generator().manual_seed(0)
+    svi = ELBOObjective(model, pairs.noisy_batch(prior, pairs.draw_indices(batch_size, generator), generator))
+    trainers = {name: SteeringTrainer(prior, pairs, objective, batch_size=batch_size, lr=1e-3)
+                for name, objective in (("plain training step", plain), ("SVI step", svi))}
+    return interleaved_medians({name: lambda t=trainer: t.train(t.step + 1, progress=False)
+                                for name, trainer in trainers.items()}, repeats)
+
+
+def report(title: str, unet: UNet2DConditionModel, adapter: BPSAdapter, times: dict[str, float]) -> None:
+    print(f"\n## {title}")
+    print(f"UNet parameters {count(unet):,}; adapter {count(adapter):,} "
+          f"({count(adapter) / count(unet):.1%} of the UNet)")
+    for name, seconds in times.items():
+        print(f"  {name:<20} {seconds * 1000:9.1f} ms")
+    frozen = times["frozen forward"]
+    print(f"  steered/frozen forward ratio: {times['steered forward'] / frozen:.3f}")
+    if "steered train step" in times:
+        print(f"  steered train step / frozen forward: {times['steered train step'] / frozen:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=16, help="embedded-base batch (a CFG step of 8)")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--sd15", action="store_true", help="also time the SD1.5 config (slow)")
+    parser.add_argument("--sd15-repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    prior = FrozenPrior.from_pretrained("shapes")
+    adapter = BPSAdapter.from_unet(prior.unet, preset="lite", condition_channels=1, unshuffle_factor=1)
+    times = measure(prior.unet, adapter, args.batch, prior.resolution, 12, args.repeats, train=True)
+    report(f"embedded shapes base, lite adapter, batch {args.batch}", prior.unet, adapter, times)
+    steps = svi_versus_plain(prior, batch_size=8, repeats=args.repeats)
+    for name, seconds in steps.items():
+        print(f"  {name:<20} {seconds * 1000:9.1f} ms  (batch 8, 40 pairs)")
+    print(f"  SVI step / plain training step: {steps['SVI step'] / steps['plain training step']:.3f}")
+
+    if args.sd15:
+        unet = UNet2DConditionModel(cross_attention_dim=768, sample_size=64).eval().requires_grad_(False)
+        official = BPSAdapter.from_unet(unet, preset="official-sd15", condition_channels=1, unshuffle_factor=8)
+        times = measure(unet, official, 1, 512, 77, args.sd15_repeats, train=False)
+        adapter_only = interleaved_medians({"adapter forward": lambda: _adapter_forward(unet, official)},
+                                           args.sd15_repeats)
+        report("SD1.5 config, official-sd15 adapter, batch 1, 64x64 latent", unet, official,
+               {**times, **adapter_only})
+
+
+def _adapter_forward(unet: UNet2DConditionModel, adapter: BPSAdapter) -> None:
+    with torch.no_grad():
+        time_embedding = unet.time_embedding(unet.get_time_embed(torch.zeros(1), torch.tensor([500])))
+        adapter(torch.rand(1, 1, 512, 512), time_embedding)
+
+
+if __name__ == "__main__":
+    main()
