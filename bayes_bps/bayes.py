@@ -40,6 +40,7 @@ from pyro.infer.autoguide import AutoNormal
 from pyro.infer.autoguide.initialization import init_to_median
 from pyro.nn import PyroModule, PyroParam, PyroSample
 from torch import Tensor, nn
+from torch.distributions import biject_to
 from torch.func import functional_call
 
 from .adapter import BPSAdapter
@@ -118,11 +119,24 @@ class BayesianSteering(PyroModule):
     def frozen(self) -> FrozenPrior:
         return self._prior[0]
 
+    def unconstrained_prior(self, site: str) -> tuple[Tensor | float, float]:
+        """(location, scale) of a site's prior, which is Normal in unconstrained space (log w)."""
+        p = self.priors
+        known = {"fusion": (self.log_profile, p.fusion_scale),
+                 "gate_bias": (p.gate_bias_mean, p.gate_bias_scale),
+                 "gate_slope": (0.0, p.gate_slope_scale)}
+        return known.get(site, (0.0, p.head_scale))  # the rest are Bayesian head sites
+
     def coefficient_priors(self) -> dict[str, dist.Distribution]:
-        p, ones = self.priors, torch.ones_like(self.log_profile)
-        return {"fusion": dist.LogNormal(self.log_profile, p.fusion_scale).to_event(1),
-                "gate_bias": dist.Normal(p.gate_bias_mean * ones, p.gate_bias_scale).to_event(1),
-                "gate_slope": dist.Normal(0 * ones, p.gate_slope_scale).to_event(1)}
+        ones = torch.ones_like(self.log_profile)
+
+        def normal(site: str) -> tuple[Tensor, float]:
+            location, scale = self.unconstrained_prior(site)
+            return location * ones, scale
+
+        return {"fusion": dist.LogNormal(*normal("fusion")).to_event(1),
+                "gate_bias": dist.Normal(*normal("gate_bias")).to_event(1),
+                "gate_slope": dist.Normal(*normal("gate_slope")).to_event(1)}
 
     def _sample_heads(self) -> dict[str, Tensor]:
         """Bayesian port heads: each zero conv's weight and bias drawn from Normal(0, s)."""
@@ -161,12 +175,28 @@ class BayesianSteering(PyroModule):
 
 
 class SteeringGuide(AutoNormal):
-    """Mean-field Normal posterior over the coefficients, started at the prior medians
-    (the official constants, open gates, zero heads) and KL-annealed like the model."""
+    """Mean-field Normal posterior over the coefficients, KL-annealed like the model.
 
-    def __init__(self, model: BayesianSteering, init_scale: float = 0.05):
-        super().__init__(model, init_loc_fn=init_to_median, init_scale=init_scale)
+    It starts *at the prior*: every prior here is Normal in the guide's unconstrained space
+    (log w for the LogNormal), so locations and scales copied from the priors (the official
+    constants, open gates, zero heads) make q = p at step 0. Whatever the fitted posterior
+    then differs from the prior, the data moved.
+    """
+
+    def __init__(self, model: BayesianSteering):
+        super().__init__(model, init_loc_fn=init_to_median)
         self._steering = (model,)  # read kl_weight from it; a tuple keeps it out of the state
+
+    @torch.no_grad()
+    def start_at_prior(self) -> None:
+        """Copy the priors' locations and scales into q; call once the guide is set up."""
+        model = self._steering[0]
+        scales = dict(self.scales.named_parameters())
+        to_unconstrained = biject_to(self.scale_constraint).inv
+        for name, location in self.locs.named_parameters():
+            prior_location, prior_scale = model.unconstrained_prior(name.removesuffix("_unconstrained"))
+            location.copy_(torch.as_tensor(prior_location).expand_as(location))
+            scales[name].copy_(to_unconstrained(torch.full_like(location, prior_scale)))
 
     def forward(self, *args, **kwargs):
         with poutine.scale(scale=self._steering[0].kl_weight):
@@ -186,6 +216,7 @@ class ELBOObjective(nn.Module):
         self.kl_anneal_steps = kl_anneal_steps
         self.elbo = Trace_ELBO()
         self.guide(example_batch)  # create the guide's parameters, so optimizers can see them
+        self.guide.start_at_prior()
 
     def forward(self, batch: NoisyBatch, step: int) -> Tensor:
         self.model.kl_weight = kl_weight_at(step, self.kl_anneal_steps)

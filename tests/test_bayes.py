@@ -1,0 +1,77 @@
+"""The Bayesian steering model on a tiny prior: priors, guide start, scales, errors."""
+
+import pytest
+import torch
+
+from bayes_bps.bayes import (BayesianSteering, ELBOObjective, SteeringPriors, kl_weight_at,
+                             per_example_temperature, posterior_draws, steering_scales)
+from bayes_bps.data import make_dataset
+from bayes_bps.pairs import TrainingPairs
+from bayes_bps.train import adapter_for, profile_scales
+from tests.tiny_models import tiny_pixel_prior
+
+
+@pytest.fixture(scope="module")
+def setup():
+    prior = tiny_pixel_prior()
+    pairs = TrainingPairs.encode(prior, make_dataset("shapes", "sketch", length=4, resolution=16), 4)
+    generator = torch.Generator().manual_seed(0)
+    batch = pairs.noisy_batch(prior, torch.arange(4), generator)
+    return prior, pairs, batch
+
+
+def _model(prior, priors=None, profile="head-heavy"):
+    torch.manual_seed(0)
+    return BayesianSteering(prior, adapter_for(prior, "tiny", 1), profile_scales(prior, profile),
+                            n_train=4, temperature=per_example_temperature(prior), priors=priors)
+
+
+def test_the_guide_starts_at_the_prior(setup):
+    prior, _, batch = setup
+    priors = SteeringPriors(fusion_scale=0.3, gate_bias_scale=0.7, gate_slope_scale=1.5)
+    objective = ELBOObjective(_model(prior, priors), batch)
+    median, guide = objective.guide.median(), objective.guide
+    profile = torch.tensor(list(profile_scales(prior, "head-heavy").values()))
+    torch.testing.assert_close(median["fusion"], profile)
+    assert torch.all(median["gate_bias"] == 3.0) and torch.all(median["gate_slope"] == 0.0)
+    for site, scale in (("fusion", 0.3), ("gate_bias", 0.7), ("gate_slope", 1.5)):
+        torch.testing.assert_close(getattr(guide.scales, site), torch.full_like(profile, scale))
+    assert per_example_temperature(prior) == 1 / (3 * 16 * 16)
+
+
+def test_at_initialisation_the_steered_model_is_the_frozen_prior(setup):
+    prior, _, batch = setup
+    model = _model(prior)
+    with torch.no_grad():
+        steered = model(batch)
+        frozen = prior.predict_noise(batch.noisy, batch.timesteps, batch.caption_states)
+    assert (steered - frozen).abs().max() == 0  # the heads are zero, whatever w and g are drawn
+
+
+def test_scales_are_fusion_times_gate():
+    fusion, bias, slope = torch.tensor([2.0, 1.0]), torch.tensor([0.0, 3.0]), torch.tensor([4.0, 0.0])
+    scales = steering_scales(fusion, bias, slope, torch.tensor([0, 500, 1000]), 1000, ["a", "b"])
+    tau = torch.tensor([-0.5, 0.0, 0.5])
+    torch.testing.assert_close(scales["a"], 2.0 * torch.sigmoid(4.0 * tau))
+    torch.testing.assert_close(scales["b"], torch.sigmoid(torch.tensor(3.0)).expand(3))
+
+
+def test_bayesian_heads_are_drawn_and_exported_as_their_median(setup):
+    prior, _, batch = setup
+    objective = ELBOObjective(_model(prior, SteeringPriors(head_scale=0.05)), batch)
+    draws = posterior_draws(objective.guide, 3)
+    assert "head.0.weight" in draws and draws["head.0.weight"].shape[0] == 3
+    assert draws["head.0.weight"].std() > 0.02  # the guide starts at the Normal(0, 0.05) prior
+    adapter = objective.export_adapter()
+    assert torch.equal(adapter.heads[0].weight, objective.guide.median()["head.0.weight"])
+
+
+def test_a_profile_with_zero_weights_cannot_be_a_lognormal_prior(setup):
+    prior, _, _ = setup
+    with pytest.raises(ValueError, match="positive profile weights"):
+        _model(prior, profile="encoder-only")
+
+
+def test_kl_annealing_schedule():
+    assert [kl_weight_at(step, 4) for step in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    assert kl_weight_at(0, 0) == 1.0
