@@ -93,23 +93,34 @@ def caption_agreement(
     classifier: DomainClassifier, images: torch.Tensor, captions: list[str], seed: int = 0,
     permutations: int = 20,
 ) -> dict[str, float]:
-    """Fraction of images whose predicted labels equal their caption's, and the chance level.
+    """How well images show their captions, each score with its chance level.
 
-    Chance is the same score against shuffled captions: what an image that ignores its
-    caption but looks like the domain would get.
+    `agreement`: the fraction of images whose predicted labels equal the caption's exactly.
+    `label_f1`: the mean F1 between predicted and captioned label sets (partial credit when
+    one of three objects is wrong; equal to agreement for single-label domains). Chance is
+    each score against shuffled captions: what images that ignore their captions but look
+    like the domain would get.
     """
     predictions = classifier.predict(images).cpu()
     targets = classifier.caption_targets(captions)
+    if not classifier.config.multi_label:  # class indices -> one-hot sets
+        predictions, targets = (F.one_hot(x.long(), len(classifier.config.labels)).float()
+                                for x in (predictions, targets))
 
-    def agreement(order: torch.Tensor) -> float:
-        match = predictions == targets[order]
-        return (match.all(dim=1) if match.ndim == 2 else match).float().mean().item()
+    def scores(order: torch.Tensor) -> torch.Tensor:
+        wanted = targets[order]
+        exact = (predictions == wanted).all(dim=1).float().mean()
+        overlap = 2 * (predictions * wanted).sum(dim=1)
+        sizes = predictions.sum(dim=1) + wanted.sum(dim=1)
+        f1 = torch.where(sizes > 0, overlap / sizes.clamp(min=1), 1.0).mean()
+        return torch.stack([exact, f1])
 
     generator = torch.Generator().manual_seed(seed)
-    chance = [agreement(torch.randperm(len(captions), generator=generator))
-              for _ in range(permutations)]
-    return {"agreement": agreement(torch.arange(len(captions))),
-            "chance": sum(chance) / len(chance), "n": len(captions)}
+    chance = torch.stack([scores(torch.randperm(len(captions), generator=generator))
+                          for _ in range(permutations)]).mean(dim=0)
+    observed = scores(torch.arange(len(captions)))
+    return {"agreement": observed[0].item(), "chance": chance[0].item(),
+            "label_f1": observed[1].item(), "label_f1_chance": chance[1].item(), "n": len(captions)}
 
 
 def train_classifier(

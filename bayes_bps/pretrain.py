@@ -71,6 +71,7 @@ class PretrainOptions:
     eval_ddim_steps: int = 50
     guidance_scale: float = 3.0
     seed: int = 0
+    init_from: Path | None = None  # continue training an earlier base (a later stage)
 
 
 def build_unet(options: PretrainOptions, channels: int) -> UNet2DConditionModel:
@@ -161,7 +162,8 @@ def evaluate_base(out: Path, options: PretrainOptions) -> dict:
 
 
 def write_model_card(out: Path, options: PretrainOptions, stats: dict) -> None:
-    command = "python -m bayes_bps.pretrain " + " ".join(stats["argv"])
+    stages = stats["stages"]
+    wall = sum(stage["wall_seconds"] for stage in stages)
     lines = [
         f"# Embedded base: {options.domain}",
         "",
@@ -170,16 +172,21 @@ def write_model_card(out: Path, options: PretrainOptions, stats: dict) -> None:
         "Bayesian Power Steering adapts.",
         "",
         "| | |", "|---|---|",
-        f"| command | `{command}` |",
         f"| seed | {options.seed} |",
-        f"| steps × batch | {options.steps} × {options.batch_size} |",
-        f"| wall time | {stats['wall_seconds'] / 60:.1f} min ({stats['seconds_per_step']:.2f} s/step) on {stats['machine']} |",
+        f"| training steps | {sum(stage['steps'] for stage in stages)} in {len(stages)} stage(s), below |",
+        f"| wall time | {wall / 60:.1f} min in all |",
         f"| UNet parameters | {stats['unet_parameters']:,} |",
         f"| caption encoder parameters | {stats['caption_parameters']:,} |",
         f"| image | {stats['image_channels']} × {options.resolution} × {options.resolution}, pixel space, values in [-1, 1] |",
         f"| final loss (mean of last 100 steps) | {stats['final_loss']:.4f} |",
         "",
-        "![loss curve](loss.png)",
+        "| stage | command | steps × batch | wall time |", "|---|---|---|---|",
+        *(f"| {i + 1} | `python -m bayes_bps.pretrain {' '.join(stage['argv'])}` | "
+          f"{stage['steps']} × {stage['batch_size']} | {stage['wall_seconds'] / 60:.1f} min "
+          f"({stage['wall_seconds'] / stage['steps']:.2f} s/step, {stage['machine']}) |"
+          for i, stage in enumerate(stages)),
+        "",
+        "![loss curve of the last stage](loss.png)",
         "",
     ]
     if "evaluation" in stats:
@@ -191,11 +198,14 @@ def write_model_card(out: Path, options: PretrainOptions, stats: dict) -> None:
             f"reads the caption's content back from {generated['n']} samples generated for test-split "
             f"captions (DDIM {options.eval_ddim_steps} steps, guidance {options.guidance_scale}). "
             "Agreement is the fraction of images whose predicted labels equal the caption's exactly; "
-            "chance is the same score against shuffled captions.",
+            "label F1 scores the overlap of the predicted and captioned label sets (it equals "
+            "agreement for one label per image); chance is each score against shuffled captions.",
             "",
-            "| images | agreement | chance |", "|---|---|---|",
-            f"| generated | {generated['agreement']:.3f} | {generated['chance']:.3f} |",
-            f"| real test images (classifier ceiling) | {real['agreement']:.3f} | {real['chance']:.3f} |",
+            "| images | agreement | chance | label F1 | chance |", "|---|---|---|---|---|",
+            *(f"| {name} | {result['agreement']:.3f} | {result['chance']:.3f} | "
+              f"{result['label_f1']:.3f} | {result['label_f1_chance']:.3f} |"
+              for name, result in (("generated", generated),
+                                   ("real test images (classifier ceiling)", real))),
             "",
             "![samples](samples.png)",
             "",
@@ -213,10 +223,20 @@ def pretrain(options: PretrainOptions, argv: list[str] | None = None) -> Path:
                               options.train_scenes if domain == "shapes" else None)
     channels = dataset.image_channels
 
-    # 1. the denoiser and its caption encoder
-    unet = build_unet(options, channels)
-    text_encoder = CaptionEncoder(vocabulary_from(dataset.captions()),
-                                  hidden_size=options.caption_dim)
+    # 1. the denoiser and its caption encoder: new, or an earlier stage's to train further
+    stages = []
+    if options.init_from is None:
+        unet = build_unet(options, channels)
+        text_encoder = CaptionEncoder(vocabulary_from(dataset.captions()),
+                                      hidden_size=options.caption_dim)
+    else:
+        earlier = Path(options.init_from)
+        unet = UNet2DConditionModel.from_pretrained(earlier / "unet")
+        text_encoder = CaptionEncoder.from_pretrained(earlier / "text_encoder")
+        stages = json.loads((earlier / "pretrain_stats.json").read_text())["stages"]
+        if (unet.config.sample_size, unet.config.in_channels) != (options.resolution, channels):
+            raise ValueError(f"{earlier} draws {unet.config.in_channels} x {unet.config.sample_size}^2 "
+                             f"images; this dataset has {channels} x {options.resolution}^2")
     scheduler = build_scheduler()
     started = time.perf_counter()
     losses = train_denoiser(options, dataset, unet, text_encoder, scheduler)
@@ -231,8 +251,10 @@ def pretrain(options: PretrainOptions, argv: list[str] | None = None) -> Path:
              "unet": ["diffusers", "UNet2DConditionModel"],
              "scheduler": ["diffusers", "DDPMScheduler"],
              "text_encoder": ["bayes_bps", "CaptionEncoder"]}
-    stats = {"argv": list(argv or []), "wall_seconds": wall, "seconds_per_step": wall / options.steps,
-             "machine": f"{torch.get_num_threads()} CPU threads ({platform.machine()})",
+    stages.append({"argv": list(argv or []), "steps": options.steps, "batch_size": options.batch_size,
+                   "wall_seconds": wall,
+                   "machine": f"{torch.get_num_threads()} CPU threads, {platform.machine()}"})
+    stats = {"stages": stages,
              "unet_parameters": sum(p.numel() for p in unet.parameters()),
              "caption_parameters": sum(p.numel() for p in text_encoder.parameters()),
              "image_channels": channels, "final_loss": sum(losses[-100:]) / len(losses[-100:])}
@@ -276,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="generated samples for the caption-agreement check")
     parser.add_argument("--eval-ddim-steps", type=int, default=defaults.eval_ddim_steps)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--init-from", type=Path, help="an earlier base to continue training")
     args = parser.parse_args(argv)
     if args.data is not None and not args.data.startswith("folder:"):
         parser.error(f"--data must look like folder:PATH, got {args.data!r}")
@@ -285,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
         out=args.out, domain=args.data or args.domain, resolution=args.resolution,
         unet_preset=args.unet_preset, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         classifier_steps=args.classifier_steps, eval_samples=args.eval_samples,
-        eval_ddim_steps=args.eval_ddim_steps, seed=args.seed)
+        eval_ddim_steps=args.eval_ddim_steps, seed=args.seed, init_from=args.init_from)
     print(f"wrote {pretrain(options, argv)}")
 
 

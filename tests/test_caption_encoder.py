@@ -45,5 +45,18 @@ def test_agreement_of_a_perfect_reader_is_one_and_chance_is_lower():
     classifier.forward = lambda images: torch.nn.functional.one_hot(
         classifier.caption_targets(captions), 10).float()
     result = caption_agreement(classifier, torch.zeros(50, 1, 8, 8), captions)
-    assert result["agreement"] == 1.0 and result["n"] == 50
-    assert 0.0 < result["chance"] < 0.3  # about 1/10 for shuffled digit captions
+    assert result["agreement"] == result["label_f1"] == 1.0 and result["n"] == 50
+    assert 0.0 < result["chance"] == result["label_f1_chance"] < 0.3  # about 1/10 for digits
+
+
+def test_label_f1_gives_partial_credit_for_multi_label_captions():
+    labels, multi_label = labels_for_domain("shapes")
+    classifier = DomainClassifier(3, labels, multi_label)
+    captions = ["a red circle and a blue square", "a green triangle"]
+    # predicts "red circle" only for the first image, and exactly the second
+    predicted = torch.zeros(2, len(labels))
+    predicted[0, labels.index("red circle")] = predicted[1, labels.index("green triangle")] = 1
+    classifier.forward = lambda images: predicted * 20 - 10
+    result = caption_agreement(classifier, torch.zeros(2, 3, 8, 8), captions)
+    assert result["agreement"] == 0.5
+    assert abs(result["label_f1"] - (2 / 3 + 1) / 2) < 1e-6

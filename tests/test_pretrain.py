@@ -36,6 +36,16 @@ def test_few_step_pretrain_writes_a_loadable_base_with_a_model_card(tmp_path):
     images = ddim_sample(prior, ["a handwritten digit 3"], steps=2, progress=False)
     assert images.shape == (1, 1, 32, 32)
 
+    # a second stage continues from the first one's weights and keeps its history
+    first_unet = {k: v.clone() for k, v in prior.unet.state_dict().items()}
+    continued = pretrain(_tiny(tmp_path / "stage2", "digits", init_from=out, steps=2),
+                         ["--init-from", str(out)])
+    stats = json.loads((continued / "pretrain_stats.json").read_text())
+    assert [stage["steps"] for stage in stats["stages"]] == [3, 2]
+    assert "--init-from" in (continued / "README.md").read_text()
+    second_unet = FrozenPrior.from_pretrained(continued).unet.state_dict()
+    assert any(not torch.equal(second_unet[k], v) for k, v in first_unet.items())
+
 
 def _folder_dataset(root):
     images = root / "images"
