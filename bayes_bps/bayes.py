@@ -210,6 +210,8 @@ class ELBOObjective(nn.Module):
     of the KL term (prior and guide densities) linearly from 0 to 1.
     """
 
+    loss_name = "-elbo"
+
     def __init__(self, model: BayesianSteering, example_batch: NoisyBatch, kl_anneal_steps: int = 0):
         super().__init__()
         self.model, self.guide = model, SteeringGuide(model)

@@ -22,6 +22,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import diffusers
 import pyro
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
@@ -32,6 +33,7 @@ from .data import make_dataset
 from .fit_options import FitOptions, parse_options
 from .pairs import TrainingPairs
 from .plots import plot_loss_curve
+from .ports import find_ports
 from .prior import FrozenPrior
 from .report import write_report
 from .train import DeterministicObjective, NonFiniteLossError, SteeringTrainer, adapter_for, profile_scales
@@ -87,6 +89,20 @@ def build_objective(options: FitOptions, prior: FrozenPrior, pairs: TrainingPair
     return ELBOObjective(model, example, options.kl_anneal_steps)
 
 
+def run_facts(objective, prior: FrozenPrior, accelerator: Accelerator) -> dict:
+    """What the options leave implicit: the temperature used, sizes, devices, versions."""
+    model = getattr(objective, "model", None)
+    return {
+        "temperature": None if model is None else model.temperature,
+        "noise_values_per_example": prior.unet.config.in_channels * prior.unet.config.sample_size**2,
+        "trainable_parameters": sum(p.numel() for p in objective.parameters() if p.requires_grad),
+        "ports": len(find_ports(prior.unet)),
+        "device": str(accelerator.device), "processes": accelerator.num_processes,
+        "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
+                     "pyro": pyro.__version__},
+    }
+
+
 def write_loss_trace(run_dir: Path, losses: list[float], deterministic: bool) -> None:
     name = "mse" if deterministic else "negative_elbo"
     with open(run_dir / "loss.csv", "w", newline="") as handle:
@@ -124,6 +140,7 @@ def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozense
         trainer.load_state_dict(load_checkpoint_state(checkpoint))
     if accelerator.is_main_process:
         (run_dir / OPTIONS_FILE).write_text(options.to_json())
+        (run_dir / "run.json").write_text(json.dumps(run_facts(objective, prior, accelerator), indent=2) + "\n")
 
     def on_step(step: int) -> None:
         if accelerator.is_main_process and (step % options.checkpoint_every == 0 or step == options.steps):

@@ -47,6 +47,8 @@ def steered_noise(prior: FrozenPrior, adapter: Callable, batch: NoisyBatch,
 class DeterministicObjective(nn.Module):
     """The official recipe's loss: ε-MSE of the adapter steering with fixed port scales."""
 
+    loss_name = "mse"
+
     def __init__(self, prior: FrozenPrior, adapter: BPSAdapter, scales: Mapping[str, float]):
         super().__init__()
         self.adapter, self.scales = adapter, dict(scales)
@@ -82,6 +84,7 @@ class SteeringTrainer:
         self.generator = torch.Generator().manual_seed(seed + process)
         self.step = 0
         self.losses: list[float] = []
+        self.objective_name = getattr(objective, "loss_name", "loss")
 
     def train(self, steps: int, on_step: Callable[[int], None] | None = None,
               description: str = "steer", progress: bool = True) -> list[float]:
@@ -105,7 +108,9 @@ class SteeringTrainer:
                 self.losses.append(loss.item())
                 self.step += 1
                 bar.update()
-                bar.set_postfix(loss=f"{loss.item():.4g}")
+                rate = bar.format_dict["rate"]  # steps per second, smoothed by tqdm
+                bar.set_postfix({self.objective_name: f"{loss.item():.4g}",
+                                 "s/step": f"{1 / rate:.3f}" if rate else "?"})
                 if on_step is not None:
                     on_step(self.step)
         return self.losses

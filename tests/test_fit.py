@@ -36,6 +36,8 @@ def test_bayesian_fit_writes_every_output(tiny_base, tmp_path, capsys):
     main(run_args(tiny_base, out, "--steps", "3", "--checkpoint-every", "2"))
     options = json.loads((out / "options.json").read_text())
     assert options["steps"] == 3 and options["temperature"] is None and not options["deterministic"]
+    facts = json.loads((out / "run.json").read_text())
+    assert facts["temperature"] == 1 / (16 * 16) and facts["processes"] == 1
     for name in ("loss.csv", "loss.png", "posterior.nc", "posterior_summary.csv", "fusion_forest.png",
                  "samples.png", "evaluation.json"):
         assert (out / name).is_file(), name
