@@ -16,6 +16,7 @@ import yaml
 from .adapter import PRESETS
 from .data import DOMAIN_TASKS
 from .ports import PROFILES
+from .sample import DEFAULT_GUIDANCE_SCALE
 
 
 @dataclass
@@ -51,7 +52,7 @@ class FitOptions:
     grid_conditions: int = 6
     eval_samples: int = 64
     ddim_steps: int = 50
-    guidance_scale: float = 3.0
+    guidance_scale: float = DEFAULT_GUIDANCE_SCALE
 
     @property
     def domain_name(self) -> str:

@@ -33,7 +33,7 @@ from .classifier import DomainClassifier, caption_agreement, labels_for_domain, 
 from .data import DOMAIN_TASKS, make_dataset
 from .plots import plot_loss_curve
 from .prior import FrozenPrior
-from .sample import ddim_sample, sample_grid
+from .sample import DEFAULT_GUIDANCE_SCALE, ddim_sample, sample_grid
 
 _DOWN, _CROSS_DOWN = "DownBlock2D", "CrossAttnDownBlock2D"
 _UP, _CROSS_UP = "UpBlock2D", "CrossAttnUpBlock2D"
@@ -69,7 +69,7 @@ class PretrainOptions:
     classifier_steps: int = 800
     eval_samples: int = 200
     eval_ddim_steps: int = 50
-    guidance_scale: float = 3.0
+    guidance_scale: float = DEFAULT_GUIDANCE_SCALE
     seed: int = 0
     init_from: Path | None = None  # continue training an earlier base (a later stage)
 

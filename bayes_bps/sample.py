@@ -22,10 +22,14 @@ from .grids import save_image_grid, to_unit
 from .ports import steer
 from .prior import FrozenPrior
 
+# Guidance off by default: on the embedded bases, scale 3 cut caption agreement on 60 test
+# captions from 0.95 to 0.52 (digits) and from 0.13 to 0.02 (shapes, exact set match).
+DEFAULT_GUIDANCE_SCALE = 1.0
+
 
 @torch.no_grad()
 def ddim_sample(
-    prior: FrozenPrior, captions: list[str], *, steps: int = 50, guidance_scale: float = 3.0,
+    prior: FrozenPrior, captions: list[str], *, steps: int = 50, guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
     seed: int = 0, eta: float = 0.0, progress: bool = True,
 ) -> torch.Tensor:
     """One image in [-1, 1] per caption, with classifier-free guidance when `guidance_scale != 1`."""
@@ -85,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-captions", type=int, default=6, help="test captions when none given")
     parser.add_argument("--n", type=int, default=6, help="samples per caption")
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps (1-1000)")
-    parser.add_argument("--guidance-scale", type=float, default=3.0, help="classifier-free guidance")
+    parser.add_argument("--guidance-scale", type=float, default=DEFAULT_GUIDANCE_SCALE,
+                        help="classifier-free guidance (1: off)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid to write")
     args = parser.parse_args(argv)
