@@ -73,15 +73,18 @@ def _final_state(run_dir):
 
 
 def test_a_killed_fit_resumes_to_the_same_final_state(tiny_base, tmp_path):
+    # Every run in its own process with one thread, so float reductions happen in one order.
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     common = run_args(tiny_base, "{out}", "--steps", "24", "--checkpoint-every", "2",
                       "--eval-samples", "1", "--grid-conditions", "1")
-    reference = tmp_path / "reference"
-    main([a.replace("{out}", str(reference)) for a in common])
 
-    killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "bayes_bps.fit", *[a.replace("{out}", str(killed)) for a in common]]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    def command(out, *extra):
+        return [sys.executable, "-m", "bayes_bps.fit", *[a.replace("{out}", str(out)) for a in common], *extra]
+
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    subprocess.run(command(reference), check=True, capture_output=True, env=environment)
+    process = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=environment)
     deadline = time.time() + 120
     while latest_checkpoint(killed) is None and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
@@ -90,7 +93,7 @@ def test_a_killed_fit_resumes_to_the_same_final_state(tiny_base, tmp_path):
     at_kill = latest_checkpoint(killed)
     assert at_kill is not None and load_checkpoint_state(at_kill)["step"] < 24, "killed too late to test"
 
-    main(["--out", str(killed), "--resume"])
+    subprocess.run(command(killed, "--resume"), check=True, capture_output=True, env=environment)
     step, objective, losses = _final_state(killed)
     reference_step, reference_objective, reference_losses = _final_state(reference)
     assert step == reference_step == 24 and losses == reference_losses
