@@ -4,7 +4,7 @@
     python -m bayes_bps.sample --base digits --caption "a handwritten digit 7" --n 8
 
 Runs are reproducible: the initial noise and every DDIM draw come from one seeded CPU
-generator. Steering (later) wraps the UNet, so this same loop samples steered models.
+generator. `steered_ddim_sample` wraps the UNet in `steer`, so the same loop samples steered models.
 """
 
 from __future__ import annotations
