@@ -69,8 +69,7 @@ def fidelity(options: FitOptions, prior: FrozenPrior, images: torch.Tensor, cond
         scores["edge_f1"] = _mean_and_error(edge_f1(images, conditions))
     if prior.classifier is not None and prior.domain == options.domain_name:
         agreement = caption_agreement(prior.classifier, images.to(prior.device), captions)
-        scores["caption_agreement"] = {"mean": agreement["agreement"], "chance": agreement["chance"],
-                                       "n": agreement["n"]}
+        scores["caption_agreement"] = {"mean": agreement.pop("agreement"), **agreement}
     return scores
 
 
