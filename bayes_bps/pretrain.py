@@ -247,7 +247,6 @@ def pretrain(options: PretrainOptions, argv: list[str] | None = None) -> Path:
     text_encoder.save_pretrained(out / "text_encoder")
     scheduler.save_pretrained(out / "scheduler")
     index = {"_class_name": "BPSEmbeddedBase", "_bayes_bps_domain": domain,
-             "_bayes_bps_resolution": options.resolution,
              "unet": ["diffusers", "UNet2DConditionModel"],
              "scheduler": ["diffusers", "DDPMScheduler"],
              "text_encoder": ["bayes_bps", "CaptionEncoder"]}
