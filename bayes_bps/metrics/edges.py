@@ -1,8 +1,8 @@
-"""Metrics of generated images against their conditions.
+"""Edge agreement for the sketch task.
 
-Edge agreement for the sketch task: Canny edges of the generated image (the same extractor
-that makes sketches from images) against the condition sketch, as an F1 score where an edge
-within `tolerance` pixels of the other map counts as a hit.
+Canny edges of the generated image (the same extractor that makes sketches from images) against
+the condition sketch, as an F1 score where an edge within `tolerance` pixels of the other map
+counts as a hit.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .data import sketch_from_image
+from ..data import sketch_from_image
 
 
 def _dilate(mask: torch.Tensor, tolerance: int) -> torch.Tensor:
