@@ -27,18 +27,14 @@ import pyro
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 
-from .bayes import BayesianSteering, ELBOObjective, SteeringPriors, per_example_temperature
 from .checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
-from .data import make_dataset
 from .fit_options import FitOptions, parse_options
-from .pairs import TrainingPairs
 from .plots import plot_loss_curve
 from .ports import find_ports
 from .prior import FrozenPrior
 from .report import write_report
-from .train import DeterministicObjective, NonFiniteLossError, SteeringTrainer, adapter_for, profile_scales
-
-OPTIONS_FILE = "options.json"
+from .runs import OPTIONS_FILE, FittedRun, build_objective, prior_and_pairs
+from .train import NonFiniteLossError, SteeringTrainer
 
 
 class RunFolderError(RuntimeError):
@@ -72,23 +68,6 @@ def prepare_run_folder(options: FitOptions, resume: bool, explicit: set[str]) ->
     return replace(saved, steps=options.steps if "steps" in explicit else saved.steps)
 
 
-def build_objective(options: FitOptions, prior: FrozenPrior, pairs: TrainingPairs):
-    """The deterministic baseline's MSE, or the Bayesian model's negative ELBO."""
-    adapter = adapter_for(prior, options.preset, pairs.condition_channels)
-    scales = profile_scales(prior, options.profile)
-    if options.deterministic:
-        return DeterministicObjective(prior, adapter, scales)
-    priors = SteeringPriors(
-        fusion_scale=options.fusion_prior_scale, gate_bias_mean=options.gate_bias_prior_mean,
-        gate_bias_scale=options.gate_bias_prior_scale, gate_slope_scale=options.gate_slope_prior_scale,
-        head_scale=options.head_prior_scale)
-    temperature = options.temperature or per_example_temperature(prior)
-    model = BayesianSteering(prior, adapter, scales, len(pairs), temperature, priors)
-    generator = torch.Generator().manual_seed(options.seed)
-    example = pairs.noisy_batch(prior, pairs.draw_indices(options.batch_size, generator), generator)
-    return ELBOObjective(model, example, options.kl_anneal_steps)
-
-
 def run_facts(objective, prior: FrozenPrior, accelerator: Accelerator) -> dict:
     """What the options leave implicit: the temperature used, sizes, devices, versions."""
     model = getattr(objective, "model", None)
@@ -103,13 +82,18 @@ def run_facts(objective, prior: FrozenPrior, accelerator: Accelerator) -> dict:
     }
 
 
-def write_loss_trace(run_dir: Path, losses: list[float], deterministic: bool) -> None:
-    name = "mse" if deterministic else "negative_elbo"
+LOSS_LABELS = {"mse": ("mse", "ε-MSE"),
+               "-elbo": ("negative_elbo", "negative ELBO (one draw)"),
+               "-elbo + network mse": ("negative_elbo_plus_network_mse",
+                                       "negative ELBO (one draw) + network ε-MSE")}
+
+
+def write_loss_trace(run_dir: Path, losses: list[float], loss_name: str) -> None:
+    column, ylabel = LOSS_LABELS[loss_name]
     with open(run_dir / "loss.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["step", name])
+        writer.writerow(["step", column])
         writer.writerows((step + 1, loss) for step, loss in enumerate(losses))
-    ylabel = "ε-MSE" if deterministic else "negative ELBO (one draw)"
     plot_loss_curve(losses, run_dir / "loss.png", ylabel=ylabel, title=f"fit: {run_dir.name}")
 
 
@@ -124,11 +108,7 @@ def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozense
     pyro.set_rng_seed(options.seed)
 
     # 1. the frozen prior and the N training pairs, encoded once
-    prior = FrozenPrior.from_pretrained(options.base).to(accelerator.device)
-    length = options.n_train if options.domain_name == "shapes" else None  # shapes is unlimited
-    dataset = make_dataset(options.domain, options.task, split="train", length=length,
-                           seed=options.seed, resolution=prior.resolution)
-    pairs = TrainingPairs.encode(prior, dataset, options.n_train, name=f"{options.domain}/{options.task}")
+    prior, pairs = prior_and_pairs(options, accelerator.device)
 
     # 2. the objective and the loop, restored from the latest checkpoint when resuming
     objective = build_objective(options, prior, pairs)
@@ -154,11 +134,11 @@ def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozense
         raise NonFiniteLossError(f"{error}; last good checkpoint: {last or 'none yet'}") from error
     finally:
         if accelerator.is_main_process and trainer.losses:
-            write_loss_trace(run_dir, trainer.losses, options.deterministic)
+            write_loss_trace(run_dir, trainer.losses, objective.loss_name)
 
     # 4. posterior, samples and evaluation
     if accelerator.is_main_process:
-        write_report(options, prior, objective, run_dir, progress=progress)
+        write_report(FittedRun(options, prior, pairs, objective), run_dir, progress=progress)
     return run_dir
 
 

@@ -18,29 +18,20 @@ import torch
 
 from .bayes import COEFFICIENTS, ELBOObjective, posterior_draws, prior_draws
 from .classifier import caption_agreement
-from .data import make_dataset
 from .diagnostics import plot_fusion_forest, summary_table, to_inference_data
 from .fit_options import FitOptions
 from .grids import save_image_grid, to_unit
 from .metrics import edge_f1
 from .prior import FrozenPrior
-from .sample import ddim_sample, steered_ddim_sample
+from .runs import FittedRun
+from .sample import (
+    ddim_sample,
+    posterior_predictive,
+    predictive_summary,
+    steered_ddim_sample,
+)
 
 SUMMARY_DRAWS = 1000  # guide draws behind the posterior summary (cheap: no UNet involved)
-
-
-def held_out(options: FitOptions, prior: FrozenPrior, count: int):
-    """Conditions the fit never saw, with their captions: (images, conditions, captions, label)."""
-    if options.domain_name == "folder":
-        dataset, label = make_dataset(options.domain, options.task, resolution=prior.resolution), "train pairs"
-    else:
-        length = count if options.domain_name == "shapes" else None
-        dataset = make_dataset(options.domain, options.task, split="test", length=length,
-                               seed=options.seed, resolution=prior.resolution)
-        label = "test split"
-    count = min(count, len(dataset))
-    images, conditions, captions = zip(*(dataset[i] for i in range(count)))
-    return torch.stack(images), torch.stack(conditions), list(captions), label
 
 
 def _posterior(objective: ELBOObjective, run_dir: Path) -> dict:
@@ -73,12 +64,11 @@ def fidelity(options: FitOptions, prior: FrozenPrior, images: torch.Tensor, cond
     return scores
 
 
-def write_report(options: FitOptions, prior: FrozenPrior, objective, run_dir: Path,
-                 progress: bool = True) -> dict:
-    bayesian = isinstance(objective, ELBOObjective)
-    sampling = dict(steps=options.ddim_steps, guidance_scale=options.guidance_scale,
-                    seed=options.seed, progress=progress)
-    if bayesian:
+def write_report(run: FittedRun, run_dir: Path, progress: bool = True) -> dict:
+    options, prior, objective = run.options, run.prior, run.objective
+    sampling = {"steps": options.ddim_steps, "guidance_scale": options.guidance_scale,
+                "seed": options.seed, "progress": progress}
+    if run.bayesian:
         model = objective.model
         coefficients = _posterior(objective, run_dir)
         adapter, scales = model.adapter_for(coefficients), model.scales_for(coefficients)
@@ -86,7 +76,7 @@ def write_report(options: FitOptions, prior: FrozenPrior, objective, run_dir: Pa
         adapter, scales = objective.adapter, objective.scales
 
     # 1. held-out evaluation: unsteered and steered from the same noise
-    images, conditions, captions, split = held_out(options, prior, options.eval_samples)
+    images, conditions, captions, split = run.held_out(options.eval_samples)
     unsteered = ddim_sample(prior, captions, **sampling)
     steered = steered_ddim_sample(prior, adapter, scales, conditions, captions, **sampling)
     evaluation = {"conditions": split, "task": options.task,
@@ -99,15 +89,10 @@ def write_report(options: FitOptions, prior: FrozenPrior, objective, run_dir: Pa
     shown = min(options.grid_conditions, len(captions))
     shown_conditions = conditions[:shown]
     columns = [shown_conditions, to_unit(unsteered[:shown]), to_unit(steered[:shown])]
-    labels = ["condition", "unsteered", "posterior mean" if bayesian else "steered"]
-    if bayesian:
-        draws = posterior_draws(objective.guide, options.posterior_draws)
-        per_draw = torch.stack([
-            steered_ddim_sample(prior, model.adapter_for(draw), model.scales_for(draw),
-                                shown_conditions, captions[:shown], **sampling)
-            for draw in ({site: value[k] for site, value in draws.items()}
-                         for k in range(options.posterior_draws))])
-        spread = per_draw.std(dim=0).mean(dim=1, keepdim=True)  # (shown, 1, H, W)
+    labels = ["condition", "unsteered", "posterior mean" if run.bayesian else "steered"]
+    if run.bayesian:
+        draws = posterior_predictive(run, shown_conditions, captions[:shown], options.posterior_draws, **sampling)
+        _, spread = predictive_summary(draws)  # (shown, 1, H, W)
         top = spread.max().clamp(min=1e-8)
         columns.append(spread / top)
         labels.append(f"posterior sd (max {top.item():.2f})")

@@ -13,18 +13,9 @@ import yaml
 
 from bayes_bps.checkpoint import latest_checkpoint, load_checkpoint_state
 from bayes_bps.fit import main
-from bayes_bps.pretrain import PretrainOptions, pretrain
 
 TINY = ["--domain", "digits", "--n-train", "6", "--preset", "tiny", "--batch-size", "2",
         "--posterior-draws", "2", "--grid-conditions", "2", "--eval-samples", "3", "--ddim-steps", "2"]
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bases") / "digits16"
-    return pretrain(PretrainOptions(out=out, domain="digits", resolution=16, unet_preset="tiny",
-                                    caption_dim=32, steps=2, batch_size=4, warmup_steps=1,
-                                    classifier_steps=2, eval_samples=4, eval_ddim_steps=2))
 
 
 def run_args(base, out, *extra):
@@ -41,7 +32,7 @@ def test_bayesian_fit_writes_every_output(tiny_base, tmp_path, capsys):
     for name in ("loss.csv", "loss.png", "posterior.nc", "posterior_summary.csv", "fusion_forest.png",
                  "samples.png", "evaluation.json"):
         assert (out / name).is_file(), name
-    assert (out / "loss.csv").read_text().splitlines()[0] == "step,negative_elbo"
+    assert (out / "loss.csv").read_text().splitlines()[0] == "step,negative_elbo_plus_network_mse"
     assert len((out / "loss.csv").read_text().splitlines()) == 4
     assert latest_checkpoint(out).name == "step_000003"
     assert (latest_checkpoint(out) / "adapter" / "config.json").is_file()
