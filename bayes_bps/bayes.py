@@ -17,6 +17,18 @@ official constants, so the prior mean is the official network.
 The adapter body is a plain torch child module: point-estimated, trained by the same
 optimizer in the same loop. σ is a point estimate too (type-II maximum likelihood).
 
+**Why the network is fitted at the prior median.** Port k adds w_k g_k(t) · head_k(features),
+and a point-estimated head is linear in its weights, so (c·w_k, head_k / c) predicts the same
+noise for every c > 0: the likelihood cannot tell w_k from the scale of its head. Fitted
+jointly on the same loss, the head absorbs whatever w_k does, and the posterior of w_k would
+report the optimiser's dynamics, not the data. So each step trains the network (body and
+heads) by ε-MSE at the prior-median coefficients (the official constants, gates open: the
+official recipe), and the ELBO of the coefficients sees the network as fixed. w_k / m_k then
+means "port k should steer this much more or less than the official constant, given the
+network the official constants trained". With Bayesian heads (`head_scale`), their Normal(0, s)
+prior pins the scale instead (w_k acts as a relevance scale of head k), and network, heads and
+coefficients all follow the ELBO.
+
 **The likelihood temperature λ.** The likelihood has N·D terms (D values of ε per example,
 3072 for a 32x32 RGB image) against a few dozen coefficients. Treated as independent, the D
 pixel residuals of one example would make the posterior of the coefficients collapse to a
@@ -140,7 +152,7 @@ class BayesianSteering(PyroModule):
 
     def _sample_heads(self) -> dict[str, Tensor]:
         """Bayesian port heads: each zero conv's weight and bias drawn from Normal(0, s)."""
-        if self.priors.head_scale is None:
+        if not self.bayesian_heads:
             return {}
         return {f"{HEAD_SITE}{name}": pyro.sample(f"{HEAD_SITE}{name}", dist.Normal(
                     torch.zeros_like(parameter), self.priors.head_scale).to_event(parameter.dim()))
@@ -152,6 +164,16 @@ class BayesianSteering(PyroModule):
             coefficients["fusion"], coefficients["gate_bias"], coefficients["gate_slope"], timesteps,
             self.frozen.num_train_timesteps, self.port_names)
 
+    @property
+    def bayesian_heads(self) -> bool:
+        return self.priors.head_scale is not None
+
+    def prior_median(self) -> dict[str, Tensor]:
+        """The coefficients at their prior medians: the official constants with open, flat gates."""
+        ones = torch.ones_like(self.log_profile)
+        return {"fusion": self.log_profile.exp(), "gate_bias": self.priors.gate_bias_mean * ones,
+                "gate_slope": 0 * ones}
+
     def adapter_for(self, coefficients: Mapping[str, Tensor]) -> Callable:
         """The adapter with drawn head weights swapped in (itself when heads are point estimates)."""
         heads = {f"heads.{site[len(HEAD_SITE):]}": value for site, value in coefficients.items()
@@ -160,13 +182,25 @@ class BayesianSteering(PyroModule):
             return self.adapter
         return lambda *args, **kwargs: functional_call(self.adapter, heads, args, kwargs)
 
+    def _likelihood_adapter(self, coefficients: Mapping[str, Tensor]) -> Callable:
+        """The adapter as the likelihood sees it: fixed (no gradient) when heads are point
+        estimates, since `network_loss` fits it (see the module docstring)."""
+        if self.bayesian_heads:
+            return self.adapter_for(coefficients)
+        return torch.no_grad()(self.adapter)
+
+    def network_loss(self, batch: NoisyBatch) -> Tensor:
+        """ε-MSE of the network steering at the prior-median coefficients (point-estimated heads)."""
+        predicted = steered_noise(self.frozen, self.adapter, batch, self.scales_for(self.prior_median()))
+        return torch.nn.functional.mse_loss(predicted, batch.noise)
+
     def forward(self, batch: NoisyBatch) -> Tensor:
         # 1. steering coefficients from their priors (KL-annealed by kl_weight)
         with poutine.scale(scale=self.kl_weight):
             coefficients = {"fusion": self.fusion, "gate_bias": self.gate_bias,
                             "gate_slope": self.gate_slope, **self._sample_heads()}
         # 2. ε̂: the frozen UNet steered by w_k g_k(t) at each port
-        predicted = steered_noise(self.frozen, self.adapter_for(coefficients), batch,
+        predicted = steered_noise(self.frozen, self._likelihood_adapter(coefficients), batch,
                                   self.scales_for(coefficients))
         # 3. the tempered likelihood of the noise actually added
         observe_noise(predicted, batch.noise, self.noise_scale, self.n_train, batch.indices,
@@ -207,10 +241,10 @@ class ELBOObjective(nn.Module):
     """The negative ELBO of model and guide as a differentiable torch loss, for `SteeringTrainer`.
 
     One Monte Carlo draw of the coefficients per step; `kl_anneal_steps` > 0 ramps the weight
-    of the KL term (prior and guide densities) linearly from 0 to 1.
+    of the KL term (prior and guide densities) linearly from 0 to 1. With point-estimated heads
+    the network's ε-MSE at the prior median is added: the two terms share no parameter, so one
+    backward pass fits the network and the posterior in the same step.
     """
-
-    loss_name = "-elbo"
 
     def __init__(self, model: BayesianSteering, example_batch: NoisyBatch, kl_anneal_steps: int = 0):
         super().__init__()
@@ -219,10 +253,12 @@ class ELBOObjective(nn.Module):
         self.elbo = Trace_ELBO()
         self.guide(example_batch)  # create the guide's parameters, so optimizers can see them
         self.guide.start_at_prior()
+        self.loss_name = "-elbo" if model.bayesian_heads else "-elbo + network mse"
 
     def forward(self, batch: NoisyBatch, step: int) -> Tensor:
         self.model.kl_weight = kl_weight_at(step, self.kl_anneal_steps)
-        return self.elbo.differentiable_loss(self.model, self.guide, batch)
+        loss = self.elbo.differentiable_loss(self.model, self.guide, batch)
+        return loss if self.model.bayesian_heads else loss + self.model.network_loss(batch)
 
     @torch.no_grad()
     def export_adapter(self) -> BPSAdapter:

@@ -3,8 +3,15 @@
 import pytest
 import torch
 
-from bayes_bps.bayes import (BayesianSteering, ELBOObjective, SteeringPriors, kl_weight_at,
-                             per_example_temperature, posterior_draws, steering_scales)
+from bayes_bps.bayes import (
+    BayesianSteering,
+    ELBOObjective,
+    SteeringPriors,
+    kl_weight_at,
+    per_example_temperature,
+    posterior_draws,
+    steering_scales,
+)
 from bayes_bps.data import make_dataset
 from bayes_bps.pairs import TrainingPairs
 from bayes_bps.train import adapter_for, profile_scales
@@ -75,3 +82,36 @@ def test_a_profile_with_zero_weights_cannot_be_a_lognormal_prior(setup):
 def test_kl_annealing_schedule():
     assert [kl_weight_at(step, 4) for step in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
     assert kl_weight_at(0, 0) == 1.0
+
+
+def _gradients(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.grad.clone() for name, p in module.named_parameters() if p.grad is not None}
+
+
+def test_point_estimated_network_is_fitted_at_the_prior_median_only(setup):
+    """w_k and the scale of head k are not separately identified, so the network must learn
+    from the prior-median loss alone, and the ELBO only moves the guide and σ."""
+    prior, _, batch = setup
+    objective = ELBOObjective(_model(prior), batch)
+    model = objective.model
+    with torch.no_grad():  # non-zero heads, so the steering (and its gradients) are not trivial
+        for head in model.adapter.heads:
+            head.weight.normal_(0, 0.05)
+
+    torch.manual_seed(1)
+    objective(batch, step=0).backward()
+    joint = _gradients(model.adapter)
+    guide_gradients = _gradients(objective.guide)
+    model.adapter.zero_grad()
+    model.network_loss(batch).backward()
+    torch.testing.assert_close(_gradients(model.adapter), joint)
+    assert len(guide_gradients) == 6  # loc and scale of fusion, gate bias, gate slope
+    assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in guide_gradients.values())
+
+
+def test_bayesian_heads_learn_from_the_elbo(setup):
+    prior, _, batch = setup
+    objective = ELBOObjective(_model(prior, SteeringPriors(head_scale=0.05)), batch)
+    assert objective.loss_name == "-elbo"
+    objective(batch, step=0).backward()
+    assert any(g.abs().sum() > 0 for g in _gradients(objective.model.adapter).values())
