@@ -5,8 +5,10 @@
 - samples.png: condition | unsteered base | steered with the posterior-mean coefficients |
   per-pixel posterior sd over K posterior draws (all from the same initial noise, so the sd
   is the spread the coefficients' uncertainty causes);
-- evaluation.json: condition fidelity of unsteered and steered samples on held-out conditions
-  (the test split; the training pairs for a folder dataset, which has none), mean ± s.e.
+- evaluation.json: condition fidelity of unsteered, steered (posterior-mean coefficients) and,
+  for Bayesian runs, posterior-predictive samples on held-out conditions (the test split; the
+  training pairs for a folder dataset, which has none): each score's mean with its bootstrap
+  interval and n.
 """
 
 from __future__ import annotations
@@ -19,14 +21,13 @@ import torch
 from .bayes import COEFFICIENTS, ELBOObjective, posterior_draws, prior_draws
 from .classifier import caption_agreement
 from .diagnostics import plot_fusion_forest, summary_table, to_inference_data
-from .fit_options import FitOptions
 from .grids import save_image_grid, to_unit
-from .metrics import edge_f1
-from .prior import FrozenPrior
+from .metrics import condition_fidelity, mean_estimate
 from .runs import FittedRun
 from .sample import (
     ddim_sample,
     posterior_predictive,
+    posterior_steering,
     predictive_summary,
     steered_ddim_sample,
 )
@@ -47,20 +48,15 @@ def _posterior(objective: ELBOObjective, run_dir: Path) -> dict:
     return {**mean, **heads}
 
 
-def _mean_and_error(values: torch.Tensor) -> dict[str, float]:
-    error = values.std().item() / len(values) ** 0.5 if len(values) > 1 else float("nan")
-    return {"mean": values.mean().item(), "standard_error": error, "n": len(values)}
-
-
-def fidelity(options: FitOptions, prior: FrozenPrior, images: torch.Tensor, conditions: torch.Tensor,
-             captions: list[str]) -> dict[str, dict]:
-    """Condition-fidelity scores available for this task and base."""
-    scores = {}
-    if options.task == "sketch":
-        scores["edge_f1"] = _mean_and_error(edge_f1(images, conditions))
+def fidelity(run: FittedRun, images: torch.Tensor, conditions: torch.Tensor, captions: list[str]) -> dict[str, dict]:
+    """The task's condition-fidelity scores (mean, bootstrap interval, n), and the classifier's
+    caption agreement against its chance level when the base knows the run's domain."""
+    options, prior = run.options, run.prior
+    scores = {name: mean_estimate(values).to_dict()
+              for name, values in condition_fidelity(options.task, images, conditions, captions).items()}
     if prior.classifier is not None and prior.domain == options.domain_name:
         agreement = caption_agreement(prior.classifier, images.to(prior.device), captions)
-        scores["caption_agreement"] = {"mean": agreement.pop("agreement"), **agreement}
+        scores["caption_agreement"] = {"value": agreement.pop("agreement"), **agreement}
     return scores
 
 
@@ -75,14 +71,21 @@ def write_report(run: FittedRun, run_dir: Path, progress: bool = True) -> dict:
     else:
         adapter, scales = objective.adapter, objective.scales
 
-    # 1. held-out evaluation: unsteered and steered from the same noise
+    # 1. held-out evaluation: unsteered and steered from the same noise; a Bayesian run also
+    #    samples its posterior predictive (each image with its own draw of the coefficients)
     images, conditions, captions, split = run.held_out(options.eval_samples)
     unsteered = ddim_sample(prior, captions, **sampling)
     steered = steered_ddim_sample(prior, adapter, scales, conditions, captions, **sampling)
     evaluation = {"conditions": split, "task": options.task,
-                  "unsteered": fidelity(options, prior, unsteered, conditions, captions),
-                  "steered": fidelity(options, prior, steered, conditions, captions),
-                  "real": fidelity(options, prior, images, conditions, captions)}
+                  "unsteered": fidelity(run, unsteered, conditions, captions),
+                  "steered": fidelity(run, steered, conditions, captions)}
+    if run.bayesian and not model.bayesian_heads:
+        with torch.random.fork_rng():
+            torch.manual_seed(options.seed)
+            with posterior_steering(model, objective.guide, conditions.to(prior.device)):
+                predictive = ddim_sample(prior, captions, **sampling)
+        evaluation["posterior_predictive"] = fidelity(run, predictive, conditions, captions)
+    evaluation["real"] = fidelity(run, images, conditions, captions)
     (run_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
 
     # 2. the sample grid, with the posterior sd over K draws for Bayesian runs

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -137,6 +138,16 @@ def steered_draws(model: BayesianSteering, draws: Mapping[str, torch.Tensor], co
                                  conditions.repeat(num_draws, 1, 1, 1), list(captions) * num_draws,
                                  seed=seed, noise=noise.repeat(num_draws, 1, 1, 1), **sampling)
     return images.unflatten(0, (num_draws, batch))
+
+
+def posterior_steering(model: BayesianSteering, guide, conditions: torch.Tensor) -> AbstractContextManager:
+    """`steer` with its own posterior draw of the coefficients for each condition, so every
+    image sampled inside is one draw from the posterior predictive (draws from torch's RNG)."""
+    if model.bayesian_heads:
+        raise ValueError("one adapter call cannot vary Bayesian head weights per image; "
+                         "use `posterior_predictive`, which loops over draws")
+    draws = posterior_draws(guide, len(conditions))
+    return steer(model.frozen.unet, model.adapter, conditions, _draw_major_scales(model, draws, 1))
 
 
 def posterior_predictive(run: FittedRun, conditions: torch.Tensor, captions: list[str], num_draws: int, *,

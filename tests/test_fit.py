@@ -40,6 +40,7 @@ def test_bayesian_fit_writes_every_output(tiny_base, tmp_path, capsys):
     assert "fusion[mid]" in summary and "hdi_3%" in summary
     evaluation = json.loads((out / "evaluation.json").read_text())
     assert evaluation["steered"]["edge_f1"]["n"] == 3
+    assert evaluation["posterior_predictive"]["edge_f1"]["low"] <= evaluation["posterior_predictive"]["edge_f1"]["value"]
     assert "caption_agreement" in evaluation["steered"]
 
 
