@@ -1,0 +1,124 @@
+"""The NUTS reference, SVI on the same batch, their comparison, and the InferenceData layout.
+
+The known answer: a fresh adapter's port heads are zero, so the steered UNet is the frozen one
+whatever the coefficients are, the likelihood is flat in them, and the posterior IS the prior.
+NUTS and SVI must both give back the prior's mean and sd (in the guide's space: log w).
+
+Every NUTS leapfrog step is a forward and backward pass of the steered UNet, so one short NUTS
+run is shared by the tests, on a batch of 4 random 8x8 samples: the tiny UNet takes any grid
+divisible by 2, and a quarter of the pixels make each pass about three times cheaper.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from bayes_bps.bayes import SteeringPriors, posterior_draws, prior_draws
+from bayes_bps.diagnostics import (
+    compare_posteriors,
+    comparison_summary,
+    to_inference_data,
+)
+from bayes_bps.nuts import nuts_reference, svi_on_batch
+from bayes_bps.pairs import NoisyBatch
+from bayes_bps.ports import find_ports
+from tests.test_bayes import _model
+from tests.tiny_models import tiny_pixel_prior
+
+CHAINS, WARMUP, DRAWS = 2, 40, 100
+SVI_STEPS = 30
+
+
+@pytest.fixture(scope="module")
+def setup():
+    prior = tiny_pixel_prior()
+    generator = torch.Generator().manual_seed(0)
+    samples, noise = torch.randn(2, 4, 3, 8, 8, generator=generator)
+    timesteps = torch.randint(0, prior.num_train_timesteps, (4,), generator=generator)
+    batch = NoisyBatch(indices=torch.arange(4), noisy=prior.add_noise(samples, noise, timesteps),
+                       timesteps=timesteps, noise=noise, conditions=torch.rand(4, 1, 8, 8, generator=generator),
+                       caption_states=prior.encode_captions(["a red circle"] * 4))
+    model = _model(prior)
+    model.kl_weight = 0.5  # as if a fit stopped mid-annealing: the reference must not care
+    rng_before = torch.get_rng_state()
+    reference = nuts_reference(model, batch, num_samples=DRAWS, warmup_steps=WARMUP, num_chains=CHAINS, seed=0)
+    assert torch.equal(torch.get_rng_state(), rng_before)  # the caller's random stream is untouched
+    assert model.kl_weight == 0.5 and all(p.requires_grad for p in model.adapter.parameters())
+    losses = []
+    guide = svi_on_batch(model, batch, steps=SVI_STEPS, lr=0.01, seed=0, losses=losses)
+    return prior, model, batch, reference, guide, losses
+
+
+def test_nuts_chains_have_the_promised_shapes_and_mix(setup):
+    _, model, _, reference, _, _ = setup
+    ports = len(model.port_names)
+    assert {name: tuple(d.shape) for name, d in reference.draws.items()} == {
+        name: (CHAINS, DRAWS, ports) for name in ("fusion", "gate_bias", "gate_slope")}
+    assert reference.diverging.shape == (CHAINS, DRAWS) and reference.num_divergences == 0
+    assert not torch.equal(reference.draws["fusion"][0], reference.draws["fusion"][1])  # own seeds
+
+
+def test_with_zero_heads_nuts_and_svi_recover_the_prior(setup):
+    _, model, _, reference, guide, losses = setup
+    table = compare_posteriors(posterior_draws(guide, 4000), reference.draws, model.port_names)
+    summary = comparison_summary(table)
+    # R-hat < 1.1: the classic threshold, since the max over 21 split R-hats of two 100-draw
+    # chains scatters up to about 1.07 even for a perfectly mixing sampler. With a bulk ESS of
+    # at least 150 the Monte Carlo s.e. of a NUTS mean is at most 0.08 prior sd, so the stated
+    # tolerances (means within 0.3 prior sd, sds within 25 %) are about 3.5 s.e.
+    assert np.isfinite(table.r_hat).all() and table.r_hat.max() < 1.1, summary
+    assert table.ess_bulk.min() > 150, summary
+    for coefficient, (location, scale) in {"log_fusion": (model.log_profile.numpy(), 0.5),
+                                           "gate_bias": (3.0, 1.0), "gate_slope": (0.0, 1.0)}.items():
+        rows = table.loc[coefficient]
+        for method in ("nuts", "svi"):
+            assert np.abs(rows[f"{method}_mean"] - location).max() < 0.3 * scale, (method, coefficient, summary)
+            assert np.abs(rows[f"{method}_sd"] / scale - 1).max() < 0.25, (method, coefficient, summary)
+    assert table.discrepancy_sd.max() < 0.5 and len(losses) == SVI_STEPS
+
+
+def test_compare_posteriors_measures_discrepancy_in_reference_sd():
+    """SVI draws 1 + 2z against NUTS draws z (z standardised exactly): discrepancy 1, sd ratio 2."""
+    def standardised(*shape):
+        z = torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)), dtype=torch.float64)
+        flat = z.flatten(0, -2)
+        return (z - flat.mean(0)) / flat.std(0)
+
+    nuts = {name: standardised(2, 500, 3) for name in ("gate_bias", "gate_slope")}
+    svi = {name: 1 + 2 * standardised(2000, 3) for name in nuts}
+    nuts["fusion"], svi["fusion"] = standardised(2, 500, 3).exp(), (1 + 2 * standardised(2000, 3)).exp()
+    table = compare_posteriors(svi, nuts, ["a", "b", "c"])
+    assert list(table.index.get_level_values("coefficient").unique()) == ["log_fusion", "gate_bias", "gate_slope"]
+    np.testing.assert_allclose(table.discrepancy_sd, 1.0)
+    np.testing.assert_allclose(table.sd_ratio, 2.0)
+    assert "max 1.00 NUTS sd" in comparison_summary(table) and "median 1.00" in comparison_summary(table)
+    with pytest.raises(ValueError, match="two NUTS chains"):
+        compare_posteriors(svi, {name: d[:1] for name, d in nuts.items()}, ["a", "b", "c"])
+
+
+def test_inference_data_has_the_promised_groups_dims_and_coordinates(setup, tmp_path):
+    prior, model, _, reference, guide, losses = setup
+    ports = find_ports(prior.unet)
+    idata = to_inference_data(reference.draws, prior_draws(model, 50), model.port_names, ports=ports,
+                              sample_stats=reference.sample_stats, svi_losses=losses, loss_name="-elbo")
+    assert set(idata.groups()) == {"posterior", "prior", "sample_stats", "svi_trace"}
+    assert dict(idata.posterior.sizes) == {"chain": CHAINS, "draw": DRAWS, "port": len(ports)}
+    assert dict(idata.prior.sizes) == {"chain": 1, "draw": 50, "port": len(ports)}
+    assert idata.posterior.fusion.dims == ("chain", "draw", "port")
+    assert list(idata.posterior.level.values) == [p.level for p in ports]
+    assert list(idata.prior.stage.values) == [p.stage for p in ports]
+    assert idata.sample_stats.diverging.dims == ("chain", "draw")
+    assert idata.svi_trace.loss.dims == ("step",) and idata.svi_trace.attrs["loss_name"] == "-elbo"
+    idata.to_netcdf(str(tmp_path / "posterior.nc"))  # every group survives the file format
+
+    # the call report.py makes: guide draws (one chain) and prior draws, no extras
+    plain = to_inference_data(posterior_draws(guide, 20), prior_draws(model, 20), model.port_names)
+    assert set(plain.groups()) == {"posterior", "prior"} and plain.posterior.sizes["chain"] == 1
+    with pytest.raises(ValueError, match="do not match"):
+        to_inference_data(reference.draws, None, model.port_names, ports=ports[::-1])
+
+
+def test_nuts_refuses_bayesian_heads(setup):
+    prior, _, batch, _, _, _ = setup
+    with pytest.raises(ValueError, match="point-estimated port heads"):
+        nuts_reference(_model(prior, SteeringPriors(head_scale=0.05)), batch, num_samples=1, warmup_steps=1)
