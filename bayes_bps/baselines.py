@@ -8,8 +8,7 @@ and `sample.ddim_sample` need no change:
 
     baseline = BASELINES["controlnet"]
     module = baseline.build(prior, pairs.condition_channels)
-    objective = BaselineObjective(prior, module, baseline.steering)
-    SteeringTrainer(prior, pairs, objective, batch_size=8, lr=1e-4).train(steps)
+    SteeringTrainer(prior, pairs, baseline.objective(prior, module), batch_size=8, lr=1e-3).train(steps)
     with baseline.steering(prior.unet, module, conditions):
         images = ddim_sample(prior, captions)
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import tomllib
 import yaml
 
 from .adapter import PRESETS

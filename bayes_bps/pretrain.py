@@ -29,7 +29,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .caption_encoder import CaptionEncoder, vocabulary_from
-from .classifier import DomainClassifier, caption_agreement, labels_for_domain, train_classifier
+from .classifier import (
+    DomainClassifier,
+    caption_agreement,
+    labels_for_domain,
+    train_classifier,
+)
 from .data import DOMAIN_TASKS, make_dataset
 from .plots import plot_loss_curve
 from .prior import FrozenPrior

@@ -31,7 +31,9 @@ EMBEDDED_BASES = ("shapes", "digits")
 
 
 def _load_clip_text_encoder(path: Path):
-    from transformers import CLIPTextModel  # imported lazily: only SD-style bases need it
+    from transformers import (
+        CLIPTextModel,  # imported lazily: only SD-style bases need it
+    )
 
     return CLIPTextModel.from_pretrained(path)
 

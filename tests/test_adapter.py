@@ -5,7 +5,13 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from bayes_bps.adapter import BPSAdapter
-from bayes_bps.ports import find_ports, head_heavy_profile, port_table, steer, uniform_profile
+from bayes_bps.ports import (
+    find_ports,
+    head_heavy_profile,
+    port_table,
+    steer,
+    uniform_profile,
+)
 from tests.tiny_models import no_hooks, tiny_unet, unet_inputs
 
 UNSHUFFLE = 2  # a 32x32 condition onto the tiny UNet's 16x16 sample grid
@@ -109,7 +115,7 @@ def test_save_and_load_give_identical_outputs(tmp_path):
     randomize_heads(adapter)
     adapter.save_pretrained(tmp_path)
     loaded = BPSAdapter.from_pretrained(tmp_path)
-    public = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
+    public = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}
     assert public(loaded.config) == public(adapter.config)
     time_embedding = torch.randn(2, unet.time_embedding.linear_2.out_features)
     with torch.no_grad():
@@ -145,7 +151,7 @@ def test_sd15_parameter_counts():
         # the official sketch setting: a 1-channel condition, unshuffled by 8 into 64 channels
         official = BPSAdapter.from_unet(unet, preset="official-sd15", condition_channels=1, unshuffle_factor=8)
         lite = BPSAdapter.from_unet(unet, preset="lite", condition_channels=3, unshuffle_factor=8)
-    count = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
+    count = lambda model: sum(p.numel() for p in model.parameters())
     assert count(unet) == pytest.approx(859.52e6, rel=1e-3)
     assert official.config.widths == [320, 640, 1280, 1280] and official.config.norm_num_groups == 32
     # The official module also allocates a CxC 3x3 zero conv at each unsteered encoder position
