@@ -163,14 +163,15 @@ def read_results(folder: Path) -> list[dict]:
 
 
 def summary_table(rows: list[dict]) -> str:
-    """A markdown table: mean over seeds of every metric, per domain, N and method."""
+    """A markdown table: every metric's mean ± sd over seeds, per domain, N and method."""
     groups: dict[tuple, list[float]] = {}
     for row in rows:
         key = (row["domain"], int(row["n_train"]), row["method"], row["metric"])
         groups.setdefault(key, []).append(float(row["value"]))
     metrics = sorted({key[3] for key in groups})
     header = ["domain", "N", "method", *metrics, "seeds"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    note = "Mean ± sd over seeds (one cell per seed; each cell's n and bootstrap interval are in the CSVs)."
+    lines = [note, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for domain, n, method in sorted({key[:3] for key in groups}, key=lambda k: (k[0], k[1], METHODS.index(k[2]))):
         cells = []
         for metric in metrics:
