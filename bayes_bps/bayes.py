@@ -172,7 +172,7 @@ class BayesianSteering(PyroModule):
         """The coefficients at their prior medians: the official constants with open, flat gates."""
         ones = torch.ones_like(self.log_profile)
         return {"fusion": self.log_profile.exp(), "gate_bias": self.priors.gate_bias_mean * ones,
-                "gate_slope": 0 * ones}
+                "gate_slope": torch.zeros_like(ones)}
 
     def adapter_for(self, coefficients: Mapping[str, Tensor]) -> Callable:
         """The adapter with drawn head weights swapped in (itself when heads are point estimates)."""
