@@ -27,8 +27,8 @@ from .pairs import NoisyBatch
 from .runs import FittedRun
 from .sample import (
     ddim_sample,
+    one_draw_per_image,
     posterior_predictive,
-    posterior_steering,
     predictive_summary,
 )
 
@@ -132,11 +132,8 @@ def large_to_small(run: FittedRun, num_samples: int = 16, *, index: int = 0, ste
     sketch, caption = conditions[index], captions[index]
     prompts, sampling = [caption] * num_samples, {"steps": steps, "seed": seed, "progress": False}
     base = ddim_sample(run.prior, prompts, **sampling).cpu()
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        sketches = sketch[None].expand(num_samples, -1, -1, -1).to(run.prior.device)
-        with posterior_steering(run.objective.model, run.objective.guide, sketches):
-            steered = ddim_sample(run.prior, prompts, **sampling).cpu()
+    sketches = sketch[None].expand(num_samples, -1, -1, -1)
+    steered = one_draw_per_image(run.objective.model, run.objective.guide, sketches, prompts, **sampling).cpu()
     statistics = pd.DataFrame([
         {"space": "base, caption only (large)", **space_statistics(run, base, sketch)},
         {"space": "posterior predictive, sketch (small)", **space_statistics(run, steered, sketch)},

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -72,7 +72,7 @@ def fit_method(name: str, prior: FrozenPrior, pairs: TrainingPairs, options: Fit
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
     if name == "unsteered":
         return FittedMethod(name, 0, None, lambda conditions: nullcontext())
-    options = FitOptions(**{**vars(options), "deterministic": name == "deterministic"})
+    options = replace(options, deterministic=name == "deterministic")
     torch.manual_seed(options.seed)
     objective = _objective(name, prior, pairs, options)
     trainer = SteeringTrainer(prior, pairs, objective, batch_size=options.batch_size, lr=options.lr,

@@ -26,8 +26,8 @@ from .metrics import condition_fidelity, mean_estimate
 from .runs import FittedRun
 from .sample import (
     ddim_sample,
+    one_draw_per_image,
     posterior_predictive,
-    posterior_steering,
     predictive_summary,
     steered_ddim_sample,
 )
@@ -80,10 +80,7 @@ def write_report(run: FittedRun, run_dir: Path, progress: bool = True) -> dict:
                   "unsteered": fidelity(run, unsteered, conditions, captions),
                   "steered": fidelity(run, steered, conditions, captions)}
     if run.bayesian and not model.bayesian_heads:
-        with torch.random.fork_rng():
-            torch.manual_seed(options.seed)
-            with posterior_steering(model, objective.guide, conditions.to(prior.device)):
-                predictive = ddim_sample(prior, captions, **sampling)
+        predictive = one_draw_per_image(model, objective.guide, conditions, captions, **sampling)
         evaluation["posterior_predictive"] = fidelity(run, predictive, conditions, captions)
     evaluation["real"] = fidelity(run, images, conditions, captions)
     (run_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")

@@ -150,6 +150,18 @@ def posterior_steering(model: BayesianSteering, guide, conditions: torch.Tensor)
     return steer(model.frozen.unet, model.adapter, conditions, _draw_major_scales(model, draws, 1))
 
 
+@torch.no_grad()
+def one_draw_per_image(model: BayesianSteering, guide, conditions: torch.Tensor, captions: list[str], *,
+                       seed: int = 0, **sampling) -> torch.Tensor:
+    """Posterior-predictive samples in [-1, 1], image j steered by its own coefficient draw.
+
+    The draws come from `seed` (torch's global RNG is restored afterwards), as does the noise."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        with posterior_steering(model, guide, conditions.to(model.frozen.device)):
+            return ddim_sample(model.frozen, captions, seed=seed, **sampling)
+
+
 def posterior_predictive(run: FittedRun, conditions: torch.Tensor, captions: list[str], num_draws: int, *,
                          steps: int = 50, seed: int = 0, guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
                          progress: bool = True) -> torch.Tensor:
