@@ -4,7 +4,7 @@ Full mode reads the default fit and its `--temperature 0.01` variant from ROOT/r
 data-efficiency study's CSVs from ROOT/benchmarks/data_efficiency/ (ROOT: the repository, or
 wherever the caller says); a run that is missing is fitted (minutes each), one that was
 interrupted is resumed. Fast mode proves the code paths in
-seconds: it pretrains a two-step 16x16 digits base (as tests/conftest.py does) and fits two
+seconds: it pretrains a two-step 16x16 digits base (the tests' `tiny_base` too) and fits two
 20-step runs on it in a work folder. Its numbers and pictures mean nothing.
 
     inputs = figure_inputs(fast=True, work=Path("/tmp/work"))
