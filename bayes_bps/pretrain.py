@@ -69,6 +69,7 @@ class PretrainOptions:
     lr: float = 1e-3
     warmup_steps: int = 200
     ema_decay: float = 0.999
+    min_snr_gamma: float | None = 5.0  # Min-SNR-γ loss weighting; None trains on plain ε-MSE
     caption_dropout: float = 0.1
     train_scenes: int = 20000  # pool size for the unlimited shapes domain
     classifier_steps: int = 800
@@ -87,9 +88,22 @@ def build_unet(options: PretrainOptions, channels: int) -> UNet2DConditionModel:
 
 
 def build_scheduler() -> DDPMScheduler:
-    # The cosine schedule suits small pixel-space images; clipping keeps x_0 in [-1, 1].
+    # The cosine schedule suits small pixel-space images. No clipping of the predicted x_0:
+    # clipping it to [-1, 1] at every DDIM step is what made classifier-free guidance hurt
+    # (shapes caption agreement 0.13 with clipping at guidance 1, 0.47 without at guidance 3).
     return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
-                         prediction_type="epsilon", clip_sample=True)
+                         prediction_type="epsilon", clip_sample=False)
+
+
+def min_snr_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-γ weights for ε-prediction, min(SNR, γ) / SNR (Hang et al., 2023).
+
+    They stop the many low-noise timesteps, which teach little about content, from
+    dominating the gradient, so the base learns what captions mean in fewer steps.
+    """
+    alphas_cumprod = scheduler.alphas_cumprod[timesteps]
+    snr = alphas_cumprod / (1 - alphas_cumprod)
+    return snr.clamp(max=gamma) / snr
 
 
 def _learning_rate_factor(step: int, options: PretrainOptions) -> float:
@@ -122,9 +136,12 @@ def train_denoiser(options: PretrainOptions, dataset, unet, text_encoder, schedu
                 timesteps = torch.randint(0, scheduler.config.num_train_timesteps,
                                           (len(images),), generator=generator)
                 noisy = scheduler.add_noise(images, noise, timesteps)
-                # 3. ε-MSE
+                # 3. ε-MSE, per image weighted by Min-SNR-γ
                 predicted = unet(noisy, timesteps, encoder_hidden_states=text_encoder(captions)).sample
-                loss = F.mse_loss(predicted, noise)
+                per_image = F.mse_loss(predicted, noise, reduction="none").flatten(1).mean(1)
+                if options.min_snr_gamma is not None:
+                    per_image = per_image * min_snr_weights(scheduler, timesteps, options.min_snr_gamma)
+                loss = per_image.mean()
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"non-finite pretraining loss at step {len(losses)}")
                 optimizer.zero_grad(set_to_none=True)
@@ -158,12 +175,16 @@ def evaluate_base(out: Path, options: PretrainOptions) -> dict:
     test = _domain_dataset(options, "test", options.eval_samples)
     captions = [test[i][2] for i in range(len(test))]
     real = torch.stack([test[i][0] for i in range(len(test))])
-    generated = ddim_sample(prior, captions, steps=options.eval_ddim_steps,
-                            guidance_scale=options.guidance_scale, seed=options.seed)
     sample_grid(prior, captions[:6], 6, out / "samples.png", steps=options.eval_ddim_steps,
                 guidance_scale=options.guidance_scale, seed=options.seed)
-    return {"generated": caption_agreement(prior.classifier, generated, captions, seed=options.seed),
-            "real_test": caption_agreement(prior.classifier, real, captions, seed=options.seed)}
+    evaluation = {}
+    for name, scale in (("generated", options.guidance_scale), ("generated_unguided", 1.0)):
+        generated = ddim_sample(prior, captions, steps=options.eval_ddim_steps, guidance_scale=scale,
+                                seed=options.seed)
+        evaluation[name] = caption_agreement(prior.classifier, generated, captions, seed=options.seed)
+        evaluation[name]["guidance_scale"] = scale
+    evaluation["real_test"] = caption_agreement(prior.classifier, real, captions, seed=options.seed)
+    return evaluation
 
 
 def write_model_card(out: Path, options: PretrainOptions, stats: dict) -> None:
@@ -180,6 +201,8 @@ def write_model_card(out: Path, options: PretrainOptions, stats: dict) -> None:
         f"| seed | {options.seed} |",
         f"| training steps | {sum(stage['steps'] for stage in stages)} in {len(stages)} stage(s), below |",
         f"| wall time | {wall / 60:.1f} min in all |",
+        "| loss | ε-MSE" + (f", Min-SNR-γ weighted (γ = {options.min_snr_gamma:g})" if options.min_snr_gamma else "")
+        + f", caption dropout {options.caption_dropout:g}, EMA {options.ema_decay:g} |",
         f"| UNet parameters | {stats['unet_parameters']:,} |",
         f"| caption encoder parameters | {stats['caption_parameters']:,} |",
         f"| image | {stats['image_channels']} × {options.resolution} × {options.resolution}, pixel space, values in [-1, 1] |",
@@ -195,13 +218,17 @@ def write_model_card(out: Path, options: PretrainOptions, stats: dict) -> None:
         "",
     ]
     if "evaluation" in stats:
-        generated, real = stats["evaluation"]["generated"], stats["evaluation"]["real_test"]
+        evaluation = stats["evaluation"]
+        rows = [(f"generated, guidance {evaluation['generated']['guidance_scale']:g} (the default)",
+                 evaluation["generated"]),
+                ("generated, guidance 1 (none)", evaluation["generated_unguided"]),
+                ("real test images (classifier ceiling)", evaluation["real_test"])]
         lines += [
             "## Does it draw what the caption says?",
             "",
             f"The shipped domain classifier (`classifier/`, {stats['classifier_steps']} training steps) "
-            f"reads the caption's content back from {generated['n']} samples generated for test-split "
-            f"captions (DDIM {options.eval_ddim_steps} steps, guidance {options.guidance_scale}). "
+            f"reads the caption's content back from {evaluation['generated']['n']} samples generated for "
+            f"test-split captions (DDIM {options.eval_ddim_steps} steps, the same noise at both guidance scales). "
             "Agreement is the fraction of images whose predicted labels equal the caption's exactly; "
             "label F1 scores the overlap of the predicted and captioned label sets (it equals "
             "agreement for one label per image); chance is each score against shuffled captions.",
@@ -209,8 +236,7 @@ def write_model_card(out: Path, options: PretrainOptions, stats: dict) -> None:
             "| images | agreement | chance | label F1 | chance |", "|---|---|---|---|---|",
             *(f"| {name} | {result['agreement']:.3f} | {result['chance']:.3f} | "
               f"{result['label_f1']:.3f} | {result['label_f1_chance']:.3f} |"
-              for name, result in (("generated", generated),
-                                   ("real test images (classifier ceiling)", real))),
+              for name, result in rows),
             "",
             "![samples](samples.png)",
             "",
@@ -275,7 +301,8 @@ def pretrain(options: PretrainOptions, argv: list[str] | None = None) -> Path:
     if domain in BUILT_IN_DOMAINS:
         stats["evaluation"] = evaluate_base(out, options)
 
-    plot_loss_curve(losses, out / "loss.png", ylabel="ε-MSE", title="pretraining loss")
+    weighting = f"Min-SNR-{options.min_snr_gamma:g} weighted " if options.min_snr_gamma else ""
+    plot_loss_curve(losses, out / "loss.png", ylabel=f"{weighting}ε-MSE", title="pretraining loss")
     (out / "pretrain_stats.json").write_text(json.dumps(
         {**stats, "options": {k: str(v) if isinstance(v, Path) else v
                               for k, v in asdict(options).items()}}, indent=2) + "\n")
@@ -297,6 +324,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=defaults.steps, help="training steps (>= 1)")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr, help="peak AdamW learning rate")
+    parser.add_argument("--min-snr-gamma", type=float, default=defaults.min_snr_gamma,
+                        help="Min-SNR-γ loss weighting (0: plain ε-MSE)")
     parser.add_argument("--classifier-steps", type=int, default=defaults.classifier_steps)
     parser.add_argument("--eval-samples", type=int, default=defaults.eval_samples,
                         help="generated samples for the caption-agreement check")
@@ -311,6 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     options = PretrainOptions(
         out=args.out, domain=args.data or args.domain, resolution=args.resolution,
         unet_preset=args.unet_preset, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        min_snr_gamma=args.min_snr_gamma or None,
         classifier_steps=args.classifier_steps, eval_samples=args.eval_samples,
         eval_ddim_steps=args.eval_ddim_steps, seed=args.seed, init_from=args.init_from)
     print(f"wrote {pretrain(options, argv)}")

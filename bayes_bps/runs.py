@@ -51,8 +51,7 @@ class FittedRun:
         if options.domain_name == "folder":  # a folder dataset has no test split
             dataset, label = make_dataset(options.domain, options.task, resolution=resolution), "train pairs"
         else:
-            length = count if options.domain_name == "shapes" else None
-            dataset = make_dataset(options.domain, options.task, split="test", length=length,
+            dataset = make_dataset(options.domain, options.task, split="test", length=count,
                                    seed=options.seed, resolution=resolution)
             label = "test split"
         count = min(count, len(dataset))
@@ -63,8 +62,7 @@ class FittedRun:
 def prior_and_pairs(options: FitOptions, device: torch.device | str) -> tuple[FrozenPrior, TrainingPairs]:
     """The frozen prior and the N training pairs of a run, encoded once."""
     prior = FrozenPrior.from_pretrained(options.base).to(device)
-    length = options.n_train if options.domain_name == "shapes" else None  # shapes is unlimited
-    dataset = make_dataset(options.domain, options.task, split="train", length=length,
+    dataset = make_dataset(options.domain, options.task, split="train", length=options.n_train,
                            seed=options.seed, resolution=prior.resolution)
     pairs = TrainingPairs.encode(prior, dataset, options.n_train, name=f"{options.domain}/{options.task}")
     return prior, pairs

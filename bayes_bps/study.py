@@ -128,13 +128,12 @@ def run_domain(options: StudyOptions, domain: str, progress: bool) -> None:
             if not todo:
                 continue
             # the held-out conditions and the real images every method is compared with
-            test = make_dataset(domain, task, split="test", length=options.eval_samples if domain == "shapes"
-                                else None, seed=seed, resolution=prior.resolution)
-            count = min(options.eval_samples, len(test))
-            real, conditions, captions = zip(*(test[i] for i in range(count)))
+            test = make_dataset(domain, task, split="test", length=options.eval_samples, seed=seed,
+                                resolution=prior.resolution)
+            real, conditions, captions = zip(*(test[i] for i in range(len(test))))
             real, conditions = torch.stack(real), torch.stack(conditions)
-            train = make_dataset(domain, task, split="train", length=max(options.n_train) if domain == "shapes"
-                                 else None, seed=seed, resolution=prior.resolution)
+            train = make_dataset(domain, task, split="train", length=max(options.n_train), seed=seed,
+                                 resolution=prior.resolution)
             for n in sorted({n for n, _ in todo}):
                 pairs = TrainingPairs.encode(prior, train, n, name=f"{domain}/{task}")
                 frozen = frozen_forward_seconds(prior, pairs, options.fit.batch_size)

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from bayes_bps.data import build_sketch_dataset
-from bayes_bps.pretrain import PretrainOptions, main, pretrain
+from bayes_bps.pretrain import PretrainOptions, build_scheduler, main, min_snr_weights, pretrain
 from bayes_bps.prior import FrozenPrior
 from bayes_bps.sample import ddim_sample
 
@@ -26,7 +26,7 @@ def test_few_step_pretrain_writes_a_loadable_base_with_a_model_card(tmp_path):
     assert (prior.image_channels, prior.resolution) == (1, 32)
     card = (out / "README.md").read_text()
     for expected in ("python -m bayes_bps.pretrain --domain digits", "wall time", "agreement",
-                     "chance", "loss.png", "samples.png"):
+                     "chance", "loss.png", "samples.png", "Min-SNR-γ weighted (γ = 5)"):
         assert expected in card
     for figure in ("loss.png", "samples.png"):
         assert Image.open(out / figure).size[0] > 100
@@ -45,6 +45,19 @@ def test_few_step_pretrain_writes_a_loadable_base_with_a_model_card(tmp_path):
     assert "--init-from" in (continued / "README.md").read_text()
     second_unet = FrozenPrior.from_pretrained(continued).unet.state_dict()
     assert any(not torch.equal(second_unet[k], v) for k, v in first_unet.items())
+
+
+def test_min_snr_weights_cap_the_signal_to_noise_ratio_at_gamma():
+    scheduler = build_scheduler()
+    timesteps = torch.tensor([0, 100, 500, 999])
+    alphas_cumprod = scheduler.alphas_cumprod[timesteps].double()
+    snr = alphas_cumprod / (1 - alphas_cumprod)
+    weights = min_snr_weights(scheduler, timesteps, gamma=5.0).double()
+    assert snr[0] > 5 > snr[-1], "the chosen timesteps must straddle γ"
+    # low noise (SNR above γ) is down-weighted to γ / SNR; high noise keeps weight 1
+    expected = torch.where(snr > 5, 5 / snr, torch.ones_like(snr))
+    torch.testing.assert_close(weights, expected, rtol=1e-5, atol=0)
+    assert not scheduler.config.clip_sample, "clipping x_0 at each step made guidance hurt"
 
 
 def _folder_dataset(root):
