@@ -51,9 +51,10 @@ def test_sampling_is_reproducible_from_the_seed(base):
     assert torch.equal(first, again) and not torch.equal(first, other)
 
 
-# Measured with DDIM 50 steps on 60 test captions: digits agreement 0.95 (chance 0.10);
-# shapes label F1 0.31 (chance 0.09). The bounds leave room for 25 steps and fewer samples.
-@pytest.mark.parametrize("name, score, bound", [("digits", "agreement", 0.7), ("shapes", "label_f1", 0.18)])
+# Measured exactly as below (DDIM 25, default guidance 3, 40 test captions): digits agreement
+# 1.00 (chance 0.10), shapes 0.60 (chance 0.03); unguided they were 0.975 and 0.30. The bounds
+# leave room for other CPUs' floating point.
+@pytest.mark.parametrize("name, score, bound", [("digits", "agreement", 0.85), ("shapes", "agreement", 0.4)])
 def test_samples_show_their_captions_well_above_chance(name, score, bound):
     prior = FrozenPrior.from_pretrained(name)
     test = make_dataset(name, split="test", length=40)
