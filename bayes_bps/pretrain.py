@@ -88,9 +88,9 @@ def build_unet(options: PretrainOptions, channels: int) -> UNet2DConditionModel:
 
 
 def build_scheduler() -> DDPMScheduler:
-    # The cosine schedule suits small pixel-space images. No clipping of the predicted x_0:
-    # clipping it to [-1, 1] at every DDIM step is what made classifier-free guidance hurt
-    # (shapes caption agreement 0.13 with clipping at guidance 1, 0.47 without at guidance 3).
+    # The cosine schedule suits small pixel-space images. The predicted x_0 is not clipped to
+    # [-1, 1] at each DDIM step: on the first bases, clipping made classifier-free guidance
+    # lower caption agreement (digits 0.90 -> 0.68 at guidance 3) instead of raising it.
     return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
                          prediction_type="epsilon", clip_sample=False)
 

@@ -95,7 +95,7 @@ def test_a_killed_fit_resumes_to_the_same_final_state(tiny_base, tmp_path):
 
 @pytest.mark.parametrize("extra, message", [
     (["--task", "layout"], "domain 'digits' has no task 'layout'"),
-    (["--n-train", "5000"], "cannot take n=5000"),
+    (["--n-train", "5000"], "the 1437 digits of the train split .*got 5000"),
     (["--domain", "shapes"], r"\(3, 16, 16\) but the base takes \(1, 16, 16\)"),
     (["--preset", "huge"], "--preset must be one of"),
     (["--temperature", "0"], "--temperature must be > 0"),
