@@ -2,27 +2,36 @@
 
     python -m bayes_bps.extract IMAGES_DIR OUT_DIR --caption "a photo" --resolution 64
 
-Writes OUT_DIR/source (Canny sketches), OUT_DIR/target (the images) and OUT_DIR/prompt.json,
-the layout `--data folder:OUT_DIR` reads.
+Writes OUT_DIR/source (Canny sketches), OUT_DIR/target (the images), OUT_DIR/prompt.json (the
+layout `--domain folder:OUT_DIR` reads) and OUT_DIR/options.json.
 """
 
-import argparse
+from __future__ import annotations
+
+from dataclasses import dataclass
 from pathlib import Path
 
-from .data import DatasetError, build_sketch_dataset
+from .data import build_sketch_dataset
+from .utils import options as option_files
+from .utils.cli import fail
+from .utils.options import option
+
+
+@dataclass
+class ExtractOptions:
+    images_dir: Path = option(help="folder of images", positional=True)
+    out_dir: Path = option(help="dataset folder to write", positional=True)
+    caption: str = option("", "prompt written for every image")
+    resolution: int | None = option(None, "centre-crop and resize to this size", low=1)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("images_dir", type=Path)
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--caption", default="", help="prompt written for every image")
-    parser.add_argument("--resolution", type=int, default=None, help="centre-crop and resize to this size")
-    args = parser.parse_args(argv)
     try:
-        out_dir = build_sketch_dataset(args.images_dir, args.out_dir, args.caption, args.resolution)
-    except DatasetError as error:
-        parser.error(str(error))  # a one-line message and exit status 2, not a traceback
+        options, _ = option_files.parse(ExtractOptions, argv, "python -m bayes_bps.extract", __doc__.splitlines()[0])
+        out_dir = build_sketch_dataset(options.images_dir, options.out_dir, options.caption, options.resolution)
+        option_files.write(options, out_dir / "options.json")
+    except ValueError as error:  # DatasetError included: a one-line message, not a traceback
+        fail(error)
     print(f"wrote {out_dir / 'prompt.json'}")
 
 

@@ -22,13 +22,11 @@ from collections.abc import Callable
 import torch
 from diffusers import UNet2DConditionModel
 
-from bayes_bps.adapter import BPSAdapter
+from bayes_bps.base import FrozenBase, TrainingPairs
 from bayes_bps.bayes import BayesianSteering, ELBOObjective, per_example_temperature
 from bayes_bps.data import make_dataset
-from bayes_bps.pairs import TrainingPairs
-from bayes_bps.ports import find_ports, head_heavy_profile, steer
-from bayes_bps.prior import FrozenPrior
-from bayes_bps.train import DeterministicObjective, SteeringTrainer, adapter_for
+from bayes_bps.steering import BPSAdapter, build_adapter, find_ports, head_heavy_profile, steer
+from bayes_bps.training import DeterministicObjective, SteeringTrainer
 
 
 def interleaved_medians(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -57,7 +55,7 @@ def measure(unet: UNet2DConditionModel, adapter: BPSAdapter, batch: int, conditi
     text = torch.randn(batch, text_tokens, config.cross_attention_dim, generator=generator)
     condition = torch.rand(batch, adapter.config.condition_channels, condition_size, condition_size,
                            generator=generator)
-    scales = head_heavy_profile(find_ports(unet))
+    weights = head_heavy_profile(find_ports(unet))
     with torch.no_grad():  # heads away from zero, so no work is skipped by accident
         for head in adapter.heads:
             head.weight.normal_(std=1e-3)
@@ -68,11 +66,11 @@ def measure(unet: UNet2DConditionModel, adapter: BPSAdapter, batch: int, conditi
             unet(sample, timesteps, text)
 
     def steered_forward():
-        with torch.no_grad(), steer(unet, adapter, condition, scales):
+        with torch.no_grad(), steer(unet, adapter, condition, weights):
             unet(sample, timesteps, text)
 
     def steered_train_step():
-        with steer(unet, adapter, condition, scales):
+        with steer(unet, adapter, condition, weights):
             loss = unet(sample, timesteps, text).sample.square().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -84,16 +82,16 @@ def measure(unet: UNet2DConditionModel, adapter: BPSAdapter, batch: int, conditi
     return interleaved_medians(functions, repeats)
 
 
-def svi_versus_plain(prior: FrozenPrior, batch_size: int, repeats: int) -> dict[str, float]:
+def svi_versus_plain(base: FrozenBase, batch_size: int, repeats: int) -> dict[str, float]:
     """Seconds per optimisation step of the two objectives, 40 shapes sketch pairs."""
-    pairs = TrainingPairs.encode(prior, make_dataset("shapes", "sketch", length=40), 40)
-    scales = head_heavy_profile(find_ports(prior.unet))
-    plain = DeterministicObjective(prior, adapter_for(prior, "lite", 1), scales)
-    model = BayesianSteering(prior, adapter_for(prior, "lite", 1), scales, len(pairs),
-                             per_example_temperature(prior))
+    pairs = TrainingPairs.encode(base, make_dataset("shapes", "sketch", length=40), 40)
+    weights = head_heavy_profile(find_ports(base.unet))
+    plain = DeterministicObjective(base, build_adapter(base, "lite", 1), weights)
+    model = BayesianSteering(base, build_adapter(base, "lite", 1), weights, len(pairs),
+                             per_example_temperature(base))
     generator = torch.Generator().manual_seed(0)
-    svi = ELBOObjective(model, pairs.noisy_batch(prior, pairs.draw_indices(batch_size, generator), generator))
-    trainers = {name: SteeringTrainer(prior, pairs, objective, batch_size=batch_size, lr=1e-3)
+    svi = ELBOObjective(model, pairs.noisy_batch(base, pairs.draw_indices(batch_size, generator), generator))
+    trainers = {name: SteeringTrainer(base, pairs, objective, batch_size=batch_size, lr=1e-3)
                 for name, objective in (("plain training step", plain), ("SVI step", svi))}
     return interleaved_medians({name: lambda t=trainer: t.train(t.step + 1, progress=False)
                                 for name, trainer in trainers.items()}, repeats)
@@ -121,11 +119,11 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
-    prior = FrozenPrior.from_pretrained("shapes")
-    adapter = BPSAdapter.from_unet(prior.unet, preset="lite", condition_channels=1, unshuffle_factor=1)
-    times = measure(prior.unet, adapter, args.batch, prior.resolution, 12, args.repeats, train=True)
-    report(f"embedded shapes base, lite adapter, batch {args.batch}", prior.unet, adapter, times)
-    steps = svi_versus_plain(prior, batch_size=8, repeats=args.repeats)
+    base = FrozenBase.from_pretrained("shapes")
+    adapter = BPSAdapter.from_unet(base.unet, preset="lite", condition_channels=1, unshuffle_factor=1)
+    times = measure(base.unet, adapter, args.batch, base.resolution, 12, args.repeats, train=True)
+    report(f"embedded shapes base, lite adapter, batch {args.batch}", base.unet, adapter, times)
+    steps = svi_versus_plain(base, batch_size=8, repeats=args.repeats)
     for name, seconds in steps.items():
         print(f"  {name:<20} {seconds * 1000:9.1f} ms  (batch 8, 40 pairs)")
     print(f"  SVI step / plain training step: {steps['SVI step'] / steps['plain training step']:.3f}")

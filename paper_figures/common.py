@@ -2,7 +2,7 @@
 
     python paper_figures/<figure>.py [--fast] [--out paper_figures/out]
 
-Full mode reads the saved runs (fitting any that are missing; see bayes_bps/figure_runs.py).
+Full mode reads the saved runs (fitting any that are missing; see bayes_bps/viz/figure_runs.py).
 --fast fits tiny stand-ins into OUT/fast-runs/ in seconds, to check that the figure builds:
 its pictures and numbers mean nothing.
 """
@@ -16,14 +16,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the scripts run from a checkout, installed or not
 
-from bayes_bps.figure_runs import FigureInputs, figure_inputs
+from bayes_bps.viz.figure_runs import FigureInputs, figure_inputs  # noqa: E402  (after the path)
 
 DDIM_STEPS = {True: 5, False: 50}  # sampling steps in fast and full mode
 
 
 def parse_args(doc: str, argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--fast", action="store_true", help="tiny runs in OUT/fast-runs: checks the code, not the science")
+    parser.add_argument("--fast", action="store_true",
+                        help="tiny runs in OUT/fast-runs: checks the code, not the science")
     parser.add_argument("--out", type=Path, default=ROOT / "paper_figures" / "out", help="folder for the PDF and PNG")
     return parser.parse_args(argv)
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import torch
 from common import inputs_for, parse_args
 
-from bayes_bps.analysis import coefficient_samples, gate_curves
-from bayes_bps.figures import plot_gate_profiles, save_figure
-from bayes_bps.runs import load_run
+from bayes_bps.experiments.analysis import coefficient_samples, gate_curves
+from bayes_bps.training import load_run
+from bayes_bps.viz.figures import plot_gate_profiles, save_figure
 
 
 def main(argv: list[str] | None = None) -> list:
     args = parse_args(__doc__, argv)
     run = load_run(inputs_for(args).default, device="cpu")
-    timesteps = torch.arange(0, run.prior.num_train_timesteps, 10)
+    timesteps = torch.arange(0, run.base.num_train_timesteps, 10)
     posterior, prior = coefficient_samples(run)
     figure = plot_gate_profiles(timesteps, gate_curves(run, posterior, timesteps),
                                 gate_curves(run, prior, timesteps), run.objective.model.port_names)

@@ -1,12 +1,14 @@
-"""Figure 5: from the large probability space (base samples for a caption) to the small one (steered samples for a sketch)."""
+"""Figure 5: from the large probability space (base samples for a caption) to the small one.
+
+The small one: steered samples for one of the caption's sketches."""
 
 from __future__ import annotations
 
 from common import DDIM_STEPS, inputs_for, parse_args
 
-from bayes_bps.analysis import large_to_small
-from bayes_bps.figures import plot_large_to_small, save_figure
-from bayes_bps.runs import load_run
+from bayes_bps.experiments.analysis import large_to_small
+from bayes_bps.training import load_run
+from bayes_bps.viz.figures import plot_large_to_small, save_figure
 
 
 def main(argv: list[str] | None = None) -> list:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from common import inputs_for, parse_args
 
-from bayes_bps.analysis import coefficient_samples
-from bayes_bps.figures import plot_port_weights, save_figure
-from bayes_bps.runs import load_run
+from bayes_bps.experiments.analysis import coefficient_samples
+from bayes_bps.training import load_run
+from bayes_bps.viz.figures import plot_port_weights, save_figure
 
 
 def main(argv: list[str] | None = None) -> list:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from common import DDIM_STEPS, inputs_for, parse_args
 
-from bayes_bps.analysis import predictive_samples
-from bayes_bps.figures import plot_predictive_grid, save_figure
-from bayes_bps.runs import load_run
+from bayes_bps.experiments.analysis import predictive_samples
+from bayes_bps.training import load_run
+from bayes_bps.viz.figures import plot_predictive_grid, save_figure
 
 
 def main(argv: list[str] | None = None) -> list:

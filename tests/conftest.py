@@ -2,7 +2,7 @@
 
 import pytest
 
-from bayes_bps.figure_runs import tiny_base as pretrain_tiny_base
+from bayes_bps.viz.figure_runs import tiny_base as pretrain_tiny_base
 
 
 @pytest.fixture(scope="session")

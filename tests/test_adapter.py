@@ -4,8 +4,8 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
-from bayes_bps.adapter import BPSAdapter
-from bayes_bps.ports import (
+from bayes_bps.steering import (
+    BPSAdapter,
     find_ports,
     head_heavy_profile,
     port_table,
@@ -49,20 +49,19 @@ def test_steered_unet_equals_frozen_at_init_then_changes_with_nonzero_heads():
     adapter = tiny_adapter(unet)
     sample, timesteps, text = unet_inputs()
     frozen = unet(sample, timesteps, text).sample
-    scales = head_heavy_profile(find_ports(unet))
-    with steer(unet, adapter, condition(), scales):
+    weights = head_heavy_profile(find_ports(unet))
+    with steer(unet, adapter, condition(), weights):
         assert (unet(sample, timesteps, text).sample - frozen).abs().max() == 0
 
     randomize_heads(adapter)
-    with steer(unet, adapter, condition(), scales):
+    with steer(unet, adapter, condition(), weights):
         steered = unet(sample, timesteps, text).sample
     assert (steered - frozen).abs().max() > 1e-3
     assert no_hooks(unet) and torch.equal(unet(sample, timesteps, text).sample, frozen)
 
-    with pytest.raises(RuntimeError, match="boom"):
-        with steer(unet, adapter, condition(), scales):
-            unet(sample, timesteps, text)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), steer(unet, adapter, condition(), weights):
+        unet(sample, timesteps, text)
+        raise RuntimeError("boom")
     assert no_hooks(unet) and torch.equal(unet(sample, timesteps, text).sample, frozen)
 
 
@@ -92,17 +91,17 @@ def test_classifier_free_guidance_batch_and_per_example_scales():
     randomize_heads(adapter)
     sample, _, text = unet_inputs(batch=2)
     doubled = (torch.cat([sample, sample]), 250, torch.cat([text, text]))  # CFG batch, scalar timestep
-    scales = uniform_profile(find_ports(unet))
-    with steer(unet, adapter, condition(batch=2), scales):
+    weights = uniform_profile(find_ports(unet))
+    with steer(unet, adapter, condition(batch=2), weights):
         from_repeat = unet(*doubled).sample
-    with steer(unet, adapter, condition(batch=2).repeat(2, 1, 1, 1), scales):
+    with steer(unet, adapter, condition(batch=2).repeat(2, 1, 1, 1), weights):
         explicit = unet(*doubled).sample
     assert torch.equal(from_repeat, explicit) and torch.equal(from_repeat[:2], from_repeat[2:])
 
     # time-dependent, per-example gates: closed for the first half of the batch, open for the second
     def gates(timesteps: torch.Tensor) -> dict[str, torch.Tensor]:
         open_half = (torch.arange(len(timesteps)) >= 2).float()
-        return {name: open_half for name in scales}
+        return {name: open_half for name in weights}
 
     with steer(unet, adapter, condition(batch=2), gates):
         gated = unet(*doubled).sample
@@ -128,19 +127,19 @@ def test_bad_conditions_and_scales_raise_clear_errors():
     unet = tiny_unet()
     adapter = tiny_adapter(unet)
     sample, timesteps, text = unet_inputs()
-    scales = uniform_profile(find_ports(unet))
+    weights = uniform_profile(find_ports(unet))
     with pytest.raises(ValueError, match=r"shape \(batch, 3, H, W\); got \(2, 1, 32, 32\)"):
         adapter(torch.zeros(2, 1, 32, 32), torch.zeros(2, 128))
     with pytest.raises(ValueError, match="expected a multiple of 4"):
         adapter(torch.zeros(2, 3, 30, 30), torch.zeros(2, 128))
     with pytest.raises(ValueError, match="does not unshuffle to the UNet sample grid 16x16: expected 32x32"):
-        with steer(unet, adapter, torch.zeros(2, 3, 64, 64), scales):
+        with steer(unet, adapter, torch.zeros(2, 3, 64, 64), weights):
             unet(sample, timesteps, text)
     with pytest.raises(ValueError, match=r"UNet batch \(2\) is not a multiple of the condition batch \(3\)"):
-        with steer(unet, adapter, condition(batch=3), scales):
+        with steer(unet, adapter, condition(batch=3), weights):
             unet(sample, timesteps, text)
     with pytest.raises(ValueError, match=r"missing \['mid'\]"):
-        with steer(unet, adapter, condition(), {k: v for k, v in scales.items() if k != "mid"}):
+        with steer(unet, adapter, condition(), {k: v for k, v in weights.items() if k != "mid"}):
             pass
     assert no_hooks(unet)
 

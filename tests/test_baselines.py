@@ -6,34 +6,32 @@ import pytest
 import torch
 from diffusers import ControlNetModel, T2IAdapter, UNet2DConditionModel
 
-from bayes_bps.baselines import (
+from bayes_bps.base import TrainingPairs, ddim_sample
+from bayes_bps.experiments.baselines import (
     BASELINES,
     BaselineObjective,
     controlnet_for,
     controlnet_steering,
     t2i_adapter_for,
     t2i_adapter_steering,
-    trainable_parameters,
 )
-from bayes_bps.pairs import TrainingPairs
-from bayes_bps.sample import ddim_sample
-from bayes_bps.train import SteeringTrainer
-from tests.tiny_models import no_hooks, tiny_pixel_prior, tiny_unet
+from bayes_bps.training import SteeringTrainer, trainable_parameters
+from tests.tiny_models import no_hooks, tiny_pixel_base, tiny_unet
 
 CAPTIONS = ["a red circle", "a circle", "red"]
 
 
 @pytest.fixture(scope="module")
-def prior():
-    return tiny_pixel_prior()
+def base():
+    return tiny_pixel_base()
 
 
-def inputs(prior, batch: int = 2):
+def inputs(base, batch: int = 2):
     generator = torch.Generator().manual_seed(3)
     sample = torch.randn(batch, 3, 16, 16, generator=generator)
     timesteps = torch.randint(0, 1000, (batch,), generator=generator)
     conditions = torch.rand(batch, 1, 16, 16, generator=generator)
-    return sample, timesteps, prior.encode_captions(CAPTIONS[:batch]), conditions
+    return sample, timesteps, base.encode_captions(CAPTIONS[:batch]), conditions
 
 
 def randomise_zero_convs(controlnet: ControlNetModel) -> None:
@@ -46,122 +44,123 @@ def randomise_zero_convs(controlnet: ControlNetModel) -> None:
             head.weight.normal_(0, 0.05)
 
 
-def test_controlnet_starts_as_the_frozen_unet_exactly(prior):
-    controlnet = controlnet_for(prior, condition_channels=1)
+def test_controlnet_starts_as_the_frozen_unet_exactly(base):
+    controlnet = controlnet_for(base, condition_channels=1)
     assert controlnet.config.conditioning_embedding_out_channels == (16,)  # pixel space: no downsampling
-    sample, timesteps, states, conditions = inputs(prior)
-    frozen = prior.predict_noise(sample, timesteps, states)
-    with controlnet_steering(prior.unet, controlnet, conditions):
-        steered = prior.predict_noise(sample, timesteps, states)
-    assert torch.equal(steered, frozen) and no_hooks(prior.unet)
+    sample, timesteps, states, conditions = inputs(base)
+    frozen = base.predict_noise(sample, timesteps, states)
+    with controlnet_steering(base.unet, controlnet, conditions):
+        steered = base.predict_noise(sample, timesteps, states)
+    assert torch.equal(steered, frozen) and no_hooks(base.unet)
 
 
-def test_controlnet_steering_is_diffusers_controlnet_call(prior):
+def test_controlnet_steering_is_diffusers_controlnet_call(base):
     """Under guidance the UNet batch is [uncond; cond]: the conditions repeat as in the pipeline."""
-    controlnet = controlnet_for(prior, condition_channels=1)
+    controlnet = controlnet_for(base, condition_channels=1)
     randomise_zero_convs(controlnet)
-    sample, timesteps, states, conditions = inputs(prior)
+    sample, timesteps, states, conditions = inputs(base)
     doubled = (torch.cat([sample, sample]), timesteps.repeat(2), torch.cat([states, states]))
     down, mid = controlnet(*doubled, controlnet_cond=conditions.repeat(2, 1, 1, 1), conditioning_scale=0.5,
                            return_dict=False)
-    expected = prior.unet(*doubled, down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
-    with controlnet_steering(prior.unet, controlnet, conditions, scale=0.5):
-        steered = prior.predict_noise(*doubled)
-    frozen = prior.predict_noise(*doubled)
+    expected = base.unet(*doubled, down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
+    with controlnet_steering(base.unet, controlnet, conditions, scale=0.5):
+        steered = base.predict_noise(*doubled)
+    frozen = base.predict_noise(*doubled)
     assert torch.allclose(steered, expected, atol=1e-6) and not torch.allclose(steered, frozen, atol=1e-3)
 
 
-def test_t2i_adapter_features_fit_the_down_blocks_and_steer(prior):
-    adapter = t2i_adapter_for(prior, condition_channels=1)
-    sample, timesteps, states, conditions = inputs(prior)
+def test_t2i_adapter_features_fit_the_down_blocks_and_steer(base):
+    adapter = t2i_adapter_for(base, condition_channels=1)
+    sample, timesteps, states, conditions = inputs(base)
     features = adapter(conditions)
     assert [tuple(f.shape) for f in features] == [(2, 32, 16, 16), (2, 64, 8, 8)]
     # on this SD-like layout, the hooks add exactly what diffusers' own intrablock path adds
-    expected = prior.unet(sample, timesteps, states, down_intrablock_additional_residuals=list(features)).sample
-    with t2i_adapter_steering(prior.unet, adapter, conditions):
-        steered = prior.predict_noise(sample, timesteps, states)
-    frozen = prior.predict_noise(sample, timesteps, states)
+    expected = base.unet(sample, timesteps, states, down_intrablock_additional_residuals=list(features)).sample
+    with t2i_adapter_steering(base.unet, adapter, conditions):
+        steered = base.predict_noise(sample, timesteps, states)
+    frozen = base.predict_noise(sample, timesteps, states)
     assert torch.allclose(steered, expected, atol=1e-6) and not torch.allclose(steered, frozen, atol=1e-3)
-    assert no_hooks(prior.unet)
+    assert no_hooks(base.unet)
 
 
 def test_latent_base_keeps_diffusers_downsampling():
     """A base with latent factor 8 (SD's VAE): 128-pixel conditions steer a 16x16 latent UNet."""
-    latent_prior = SimpleNamespace(unet=tiny_unet(), latent_factor=8, device=torch.device("cpu"))
-    controlnet, adapter = controlnet_for(latent_prior, 1), t2i_adapter_for(latent_prior, 1)
+    latent_base = SimpleNamespace(unet=tiny_unet(), latent_factor=8, device=torch.device("cpu"))
+    controlnet, adapter = controlnet_for(latent_base, 1), t2i_adapter_for(latent_base, 1)
     assert controlnet.config.conditioning_embedding_out_channels == (16, 32, 96, 256)
     assert adapter.downscale_factor == 8 and adapter.config.num_res_blocks == 2
     generator = torch.Generator().manual_seed(0)
     sample, states = torch.randn(2, 4, 16, 16, generator=generator), torch.randn(2, 5, 32, generator=generator)
     conditions = torch.rand(2, 1, 128, 128, generator=generator)
     randomise_zero_convs(controlnet)
-    frozen = latent_prior.unet(sample, 500, states).sample
+    frozen = latent_base.unet(sample, 500, states).sample
     for steering, module in ((controlnet_steering, controlnet), (t2i_adapter_steering, adapter)):
-        with steering(latent_prior.unet, module, conditions):
-            steered = latent_prior.unet(sample, 500, states).sample
+        with steering(latent_base.unet, module, conditions):
+            steered = latent_base.unet(sample, 500, states).sample
         assert steered.shape == frozen.shape and not torch.allclose(steered, frozen, atol=1e-3)
     with pytest.raises(ValueError, match="latent factor 3"):
-        controlnet_for(SimpleNamespace(unet=latent_prior.unet, latent_factor=3, device="cpu"), 1)
+        controlnet_for(SimpleNamespace(unet=latent_base.unet, latent_factor=3, device="cpu"), 1)
 
 
 @pytest.mark.parametrize("method", sorted(BASELINES))
-def test_clear_errors_and_no_hooks_left(prior, method):
+def test_clear_errors_and_no_hooks_left(base, method):
     baseline = BASELINES[method]
-    module = baseline.build(prior, 1)
-    sample, timesteps, states, conditions = inputs(prior)
+    module = baseline.build(base, 1)
+    sample, timesteps, states, conditions = inputs(base)
     cases = [(conditions[..., :8, :8], "needs \\(16, 16\\)"), (conditions[:1].repeat(1, 2, 1, 1), "shape"),
              (torch.cat([conditions, conditions[:1]]), "not a multiple")]
     for bad, message in cases:
-        with pytest.raises(ValueError, match=message), baseline.steering(prior.unet, module, bad):
-            prior.predict_noise(sample, timesteps, states)
-        assert no_hooks(prior.unet)
+        with pytest.raises(ValueError, match=message), baseline.steering(base.unet, module, bad):
+            base.predict_noise(sample, timesteps, states)
+        assert no_hooks(base.unet)
 
 
 @pytest.mark.parametrize("method", sorted(BASELINES))
-def test_training_moves_only_the_baseline(prior, method):
+def test_training_moves_only_the_baseline(base, method):
     baseline = BASELINES[method]
-    module = baseline.build(prior, 1)
+    module = baseline.build(base, 1)
     generator = torch.Generator().manual_seed(0)
     pairs = TrainingPairs(samples=torch.randn(4, 3, 16, 16, generator=generator),
                           conditions=torch.rand(4, 1, 16, 16, generator=generator),
-                          caption_states=prior.encode_captions(CAPTIONS + CAPTIONS[:1]), captions=CAPTIONS + CAPTIONS[:1])
-    frozen = {k: v.clone() for k, v in prior.unet.state_dict().items()}
+                          caption_states=base.encode_captions(CAPTIONS + CAPTIONS[:1]),
+                          captions=CAPTIONS + CAPTIONS[:1])
+    frozen = {k: v.clone() for k, v in base.unet.state_dict().items()}
     before = {k: v.clone() for k, v in module.state_dict().items()}
-    objective = baseline.objective(prior, module)
+    objective = baseline.objective(base, module)
     assert isinstance(objective, BaselineObjective) and objective.export_adapter() is module
     assert sum(p.numel() for g in objective.parameter_groups(1e-3, 1e-2) for p in g["params"]) == \
         trainable_parameters(module) > 0
-    losses = SteeringTrainer(prior, pairs, objective, batch_size=2, lr=1e-3).train(3, progress=False)
+    losses = SteeringTrainer(base, pairs, objective, batch_size=2, lr=1e-3).train(3, progress=False)
     assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
     grads = [p.grad for p in module.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
-    assert all(p.grad is None for p in prior.unet.parameters()) and no_hooks(prior.unet)
-    assert all(torch.equal(v, frozen[k]) for k, v in prior.unet.state_dict().items())
+    assert all(p.grad is None for p in base.unet.parameters()) and no_hooks(base.unet)
+    assert all(torch.equal(v, frozen[k]) for k, v in base.unet.state_dict().items())
     assert any(not torch.equal(v, before[k]) for k, v in module.state_dict().items())
 
 
 @pytest.mark.parametrize("method", sorted(BASELINES))
-def test_ddim_sampling_inside_the_context(prior, method, tmp_path):
+def test_ddim_sampling_inside_the_context(base, method, tmp_path):
     baseline = BASELINES[method]
-    module = baseline.build(prior, 1)
+    module = baseline.build(base, 1)
     if method == "controlnet":
         randomise_zero_convs(module)
-    conditions = inputs(prior)[3]
-    with baseline.steering(prior.unet, module, conditions):
-        images = ddim_sample(prior, CAPTIONS[:2], steps=2, guidance_scale=2.0, progress=False)
-    assert images.shape == (2, 3, 16, 16) and torch.isfinite(images).all() and no_hooks(prior.unet)
+    conditions = inputs(base)[3]
+    with baseline.steering(base.unet, module, conditions):
+        images = ddim_sample(base, CAPTIONS[:2], steps=2, guidance_scale=2.0, progress=False)
+    assert images.shape == (2, 3, 16, 16) and torch.isfinite(images).all() and no_hooks(base.unet)
     # the exported module reloads through diffusers and steers the same
     module.save_pretrained(tmp_path)
     reloaded = (ControlNetModel if method == "controlnet" else T2IAdapter).from_pretrained(tmp_path)
-    with baseline.steering(prior.unet, reloaded, conditions):
-        again = ddim_sample(prior, CAPTIONS[:2], steps=2, guidance_scale=2.0, progress=False)
+    with baseline.steering(base.unet, reloaded, conditions):
+        again = ddim_sample(base, CAPTIONS[:2], steps=2, guidance_scale=2.0, progress=False)
     assert torch.allclose(again, images, atol=1e-5)
 
 
-def test_parameter_counts(prior):
-    frozen = sum(p.numel() for p in prior.unet.parameters())
-    controlnet, adapter = controlnet_for(prior, 1), t2i_adapter_for(prior, 1)
-    assert trainable_parameters(prior.unet) == 0
+def test_parameter_counts(base):
+    frozen = sum(p.numel() for p in base.unet.parameters())
+    controlnet, adapter = controlnet_for(base, 1), t2i_adapter_for(base, 1)
+    assert trainable_parameters(base.unet) == 0
     # ControlNet copies the encoder and middle, so it is a large fraction of the UNet; the adapter is small
     assert trainable_parameters(adapter) < trainable_parameters(controlnet) < frozen
 

@@ -1,71 +1,71 @@
-"""The Bayesian steering model on a tiny prior: priors, guide start, scales, errors."""
+"""The Bayesian steering model on a tiny base: priors, guide start, port weights, errors."""
 
 import pytest
 import torch
 
+from bayes_bps.base import TrainingPairs
 from bayes_bps.bayes import (
     BayesianSteering,
     ELBOObjective,
     SteeringPriors,
     kl_weight_at,
     per_example_temperature,
+    port_weights,
     posterior_draws,
-    steering_scales,
 )
 from bayes_bps.data import make_dataset
-from bayes_bps.pairs import TrainingPairs
-from bayes_bps.train import adapter_for, profile_scales
-from tests.tiny_models import tiny_pixel_prior
+from bayes_bps.steering import build_adapter, profile_weights
+from tests.tiny_models import tiny_pixel_base
 
 
 @pytest.fixture(scope="module")
 def setup():
-    prior = tiny_pixel_prior()
-    pairs = TrainingPairs.encode(prior, make_dataset("shapes", "sketch", length=4, resolution=16), 4)
+    base = tiny_pixel_base()
+    pairs = TrainingPairs.encode(base, make_dataset("shapes", "sketch", length=4, resolution=16), 4)
     generator = torch.Generator().manual_seed(0)
-    batch = pairs.noisy_batch(prior, torch.arange(4), generator)
-    return prior, pairs, batch
+    batch = pairs.noisy_batch(base, torch.arange(4), generator)
+    return base, pairs, batch
 
 
-def _model(prior, priors=None, profile="head-heavy"):
+def _model(base, priors=None, profile="head-heavy"):
     torch.manual_seed(0)
-    return BayesianSteering(prior, adapter_for(prior, "tiny", 1), profile_scales(prior, profile),
-                            n_train=4, temperature=per_example_temperature(prior), priors=priors)
+    return BayesianSteering(base, build_adapter(base, "tiny", 1), profile_weights(base.unet, profile),
+                            n_train=4, temperature=per_example_temperature(base), priors=priors)
 
 
 def test_the_guide_starts_at_the_prior(setup):
-    prior, _, batch = setup
+    base, _, batch = setup
     priors = SteeringPriors(fusion_scale=0.3, gate_bias_scale=0.7, gate_slope_scale=1.5)
-    objective = ELBOObjective(_model(prior, priors), batch)
+    objective = ELBOObjective(_model(base, priors), batch)
     median, guide = objective.guide.median(), objective.guide
-    profile = torch.tensor(list(profile_scales(prior, "head-heavy").values()))
+    profile = torch.tensor(list(profile_weights(base.unet, "head-heavy").values()))
     torch.testing.assert_close(median["fusion"], profile)
     assert torch.all(median["gate_bias"] == 3.0) and torch.all(median["gate_slope"] == 0.0)
     for site, scale in (("fusion", 0.3), ("gate_bias", 0.7), ("gate_slope", 1.5)):
         torch.testing.assert_close(getattr(guide.scales, site), torch.full_like(profile, scale))
-    assert per_example_temperature(prior) == 1 / (3 * 16 * 16)
+    assert per_example_temperature(base) == 1 / (3 * 16 * 16)
 
 
 def test_at_initialisation_the_steered_model_is_the_frozen_prior(setup):
-    prior, _, batch = setup
-    model = _model(prior)
+    base, _, batch = setup
+    model = _model(base)
     with torch.no_grad():
         steered = model(batch)
-        frozen = prior.predict_noise(batch.noisy, batch.timesteps, batch.caption_states)
+        frozen = base.predict_noise(batch.noisy, batch.timesteps, batch.caption_states)
     assert (steered - frozen).abs().max() == 0  # the heads are zero, whatever w and g are drawn
 
 
-def test_scales_are_fusion_times_gate():
+def test_port_weights_are_fusion_times_gate():
     fusion, bias, slope = torch.tensor([2.0, 1.0]), torch.tensor([0.0, 3.0]), torch.tensor([4.0, 0.0])
-    scales = steering_scales(fusion, bias, slope, torch.tensor([0, 500, 1000]), 1000, ["a", "b"])
+    weights = port_weights(fusion, bias, slope, torch.tensor([0, 500, 1000]), 1000, ["a", "b"])
     tau = torch.tensor([-0.5, 0.0, 0.5])
-    torch.testing.assert_close(scales["a"], 2.0 * torch.sigmoid(4.0 * tau))
-    torch.testing.assert_close(scales["b"], torch.sigmoid(torch.tensor(3.0)).expand(3))
+    torch.testing.assert_close(weights["a"], 2.0 * torch.sigmoid(4.0 * tau))
+    torch.testing.assert_close(weights["b"], torch.sigmoid(torch.tensor(3.0)).expand(3))
 
 
 def test_bayesian_heads_are_drawn_and_exported_as_their_median(setup):
-    prior, _, batch = setup
-    objective = ELBOObjective(_model(prior, SteeringPriors(head_scale=0.05)), batch)
+    base, _, batch = setup
+    objective = ELBOObjective(_model(base, SteeringPriors(head_scale=0.05)), batch)
     draws = posterior_draws(objective.guide, 3)
     assert "head.0.weight" in draws and draws["head.0.weight"].shape[0] == 3
     assert draws["head.0.weight"].std() > 0.02  # the guide starts at the Normal(0, 0.05) prior
@@ -74,9 +74,9 @@ def test_bayesian_heads_are_drawn_and_exported_as_their_median(setup):
 
 
 def test_a_profile_with_zero_weights_cannot_be_a_lognormal_prior(setup):
-    prior, _, _ = setup
+    base, _, _ = setup
     with pytest.raises(ValueError, match="positive profile weights"):
-        _model(prior, profile="encoder-only")
+        _model(base, profile="encoder-only")
 
 
 def test_kl_annealing_schedule():
@@ -91,8 +91,8 @@ def _gradients(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_point_estimated_network_is_fitted_at_the_prior_median_only(setup):
     """w_k and the scale of head k are not separately identified, so the network must learn
     from the prior-median loss alone, and the ELBO only moves the guide and σ."""
-    prior, _, batch = setup
-    objective = ELBOObjective(_model(prior), batch)
+    base, _, batch = setup
+    objective = ELBOObjective(_model(base), batch)
     model = objective.model
     with torch.no_grad():  # non-zero heads, so the steering (and its gradients) are not trivial
         for head in model.adapter.heads:
@@ -110,8 +110,8 @@ def test_point_estimated_network_is_fitted_at_the_prior_median_only(setup):
 
 
 def test_bayesian_heads_learn_from_the_elbo(setup):
-    prior, _, batch = setup
-    objective = ELBOObjective(_model(prior, SteeringPriors(head_scale=0.05)), batch)
-    assert objective.loss_name == "-elbo"
+    base, _, batch = setup
+    objective = ELBOObjective(_model(base, SteeringPriors(head_scale=0.05)), batch)
+    assert objective.loss_label == "-elbo"
     objective(batch, step=0).backward()
     assert any(g.abs().sum() > 0 for g in _gradients(objective.model.adapter).values())

@@ -35,6 +35,7 @@ def exact_posterior(x, y, temperature):
     return mean.item(), precision.rsqrt().item()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("temperature", [1.0, 0.01])
 def test_minibatch_svi_recovers_the_tempered_conjugate_posterior(temperature):
     generator = torch.Generator().manual_seed(0)

@@ -2,8 +2,8 @@
 
 import torch
 
-from bayes_bps.caption_encoder import CaptionEncoder, vocabulary_from
-from bayes_bps.classifier import DomainClassifier, caption_agreement, labels_for_domain
+from bayes_bps.base.caption_encoder import CaptionEncoder, vocabulary_from
+from bayes_bps.base.classifier import DomainClassifier, caption_agreement
 
 
 def test_tokenizer_pads_truncates_and_marks_unknown_words():
@@ -26,20 +26,18 @@ def test_caption_encoder_round_trips_through_save_pretrained(tmp_path):
 
 
 def test_classifier_reads_labels_from_captions():
-    labels, multi_label = labels_for_domain("shapes")
-    classifier = DomainClassifier(3, labels, multi_label)
+    classifier = DomainClassifier.for_domain("shapes", 3)
+    labels = classifier.config.labels
     targets = classifier.caption_targets(["a red circle and a blue square", "a cyan triangle"])
     assert targets.sum(dim=1).tolist() == [2, 1]
     assert targets[0, labels.index("blue square")] == 1 and targets[1, labels.index("cyan triangle")] == 1
 
-    digit_labels, digit_multi = labels_for_domain("digits")
-    digits = DomainClassifier(1, digit_labels, digit_multi)
+    digits = DomainClassifier.for_domain("digits", 1)
     assert digits.caption_targets(["a handwritten digit 7", "a handwritten digit 0"]).tolist() == [7, 0]
 
 
 def test_agreement_of_a_perfect_reader_is_one_and_chance_is_lower():
-    labels, multi_label = labels_for_domain("digits")
-    classifier = DomainClassifier(1, labels, multi_label)
+    classifier = DomainClassifier.for_domain("digits", 1)
     captions = [f"a handwritten digit {k % 10}" for k in range(50)]
     # a classifier whose logits are the caption's one-hot: perfect agreement
     classifier.forward = lambda images: torch.nn.functional.one_hot(
@@ -50,8 +48,8 @@ def test_agreement_of_a_perfect_reader_is_one_and_chance_is_lower():
 
 
 def test_label_f1_gives_partial_credit_for_multi_label_captions():
-    labels, multi_label = labels_for_domain("shapes")
-    classifier = DomainClassifier(3, labels, multi_label)
+    classifier = DomainClassifier.for_domain("shapes", 3)
+    labels = classifier.config.labels
     captions = ["a red circle and a blue square", "a green triangle"]
     # predicts "red circle" only for the first image, and exactly the second
     predicted = torch.zeros(2, len(labels))

@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 import torch
 
+from bayes_bps.base import NoisyBatch
 from bayes_bps.bayes import SteeringPriors, posterior_draws, prior_draws
-from bayes_bps.diagnostics import (
+from bayes_bps.bayes.diagnostics import (
     compare_posteriors,
     comparison_summary,
     to_inference_data,
 )
-from bayes_bps.nuts import nuts_reference, svi_on_batch
-from bayes_bps.pairs import NoisyBatch
-from bayes_bps.ports import find_ports
+from bayes_bps.bayes.nuts import nuts_reference, svi_on_batch
+from bayes_bps.steering import find_ports
 from tests.test_bayes import _model
-from tests.tiny_models import tiny_pixel_prior
+from tests.tiny_models import tiny_pixel_base
 
 CHAINS, WARMUP, DRAWS = 2, 40, 100
 SVI_STEPS = 30
@@ -31,14 +31,14 @@ SVI_STEPS = 30
 
 @pytest.fixture(scope="module")
 def setup():
-    prior = tiny_pixel_prior()
+    base = tiny_pixel_base()
     generator = torch.Generator().manual_seed(0)
     samples, noise = torch.randn(2, 4, 3, 8, 8, generator=generator)
-    timesteps = torch.randint(0, prior.num_train_timesteps, (4,), generator=generator)
-    batch = NoisyBatch(indices=torch.arange(4), noisy=prior.add_noise(samples, noise, timesteps),
+    timesteps = torch.randint(0, base.num_train_timesteps, (4,), generator=generator)
+    batch = NoisyBatch(indices=torch.arange(4), noisy=base.add_noise(samples, noise, timesteps),
                        timesteps=timesteps, noise=noise, conditions=torch.rand(4, 1, 8, 8, generator=generator),
-                       caption_states=prior.encode_captions(["a red circle"] * 4))
-    model = _model(prior)
+                       caption_states=base.encode_captions(["a red circle"] * 4))
+    model = _model(base)
     model.kl_weight = 0.5  # as if a fit stopped mid-annealing: the reference must not care
     rng_before = torch.get_rng_state()
     reference = nuts_reference(model, batch, num_samples=DRAWS, warmup_steps=WARMUP, num_chains=CHAINS, seed=0)
@@ -46,9 +46,10 @@ def setup():
     assert model.kl_weight == 0.5 and all(p.requires_grad for p in model.adapter.parameters())
     losses = []
     guide = svi_on_batch(model, batch, steps=SVI_STEPS, lr=0.01, seed=0, losses=losses)
-    return prior, model, batch, reference, guide, losses
+    return base, model, batch, reference, guide, losses
 
 
+@pytest.mark.slow
 def test_nuts_chains_have_the_promised_shapes_and_mix(setup):
     _, model, _, reference, _, _ = setup
     ports = len(model.port_names)
@@ -58,6 +59,7 @@ def test_nuts_chains_have_the_promised_shapes_and_mix(setup):
     assert not torch.equal(reference.draws["fusion"][0], reference.draws["fusion"][1])  # own seeds
 
 
+@pytest.mark.slow
 def test_with_zero_heads_nuts_and_svi_recover_the_prior(setup):
     _, model, _, reference, guide, losses = setup
     table = compare_posteriors(posterior_draws(guide, 4000), reference.draws, model.port_names)
@@ -96,9 +98,10 @@ def test_compare_posteriors_measures_discrepancy_in_reference_sd():
         compare_posteriors(svi, {name: d[:1] for name, d in nuts.items()}, ["a", "b", "c"])
 
 
+@pytest.mark.slow  # the NUTS fixture
 def test_inference_data_has_the_promised_groups_dims_and_coordinates(setup, tmp_path):
-    prior, model, _, reference, guide, losses = setup
-    ports = find_ports(prior.unet)
+    base, model, _, reference, guide, losses = setup
+    ports = find_ports(base.unet)
     idata = to_inference_data(reference.draws, prior_draws(model, 50), model.port_names, ports=ports,
                               sample_stats=reference.sample_stats, svi_losses=losses, loss_name="-elbo")
     assert set(idata.groups()) == {"posterior", "prior", "sample_stats", "svi_trace"}
@@ -111,14 +114,15 @@ def test_inference_data_has_the_promised_groups_dims_and_coordinates(setup, tmp_
     assert idata.svi_trace.loss.dims == ("step",) and idata.svi_trace.attrs["loss_name"] == "-elbo"
     idata.to_netcdf(str(tmp_path / "posterior.nc"))  # every group survives the file format
 
-    # the call report.py makes: guide draws (one chain) and prior draws, no extras
+    # the call viz/report.py makes: guide draws (one chain) and prior draws, no extras
     plain = to_inference_data(posterior_draws(guide, 20), prior_draws(model, 20), model.port_names)
     assert set(plain.groups()) == {"posterior", "prior"} and plain.posterior.sizes["chain"] == 1
     with pytest.raises(ValueError, match="do not match"):
         to_inference_data(reference.draws, None, model.port_names, ports=ports[::-1])
 
 
+@pytest.mark.slow  # the NUTS fixture
 def test_nuts_refuses_bayesian_heads(setup):
-    prior, _, batch, _, _, _ = setup
+    base, _, batch, _, _, _ = setup
     with pytest.raises(ValueError, match="point-estimated port heads"):
-        nuts_reference(_model(prior, SteeringPriors(head_scale=0.05)), batch, num_samples=1, warmup_steps=1)
+        nuts_reference(_model(base, SteeringPriors(head_scale=0.05)), batch, num_samples=1, warmup_steps=1)

@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
-from bayes_bps.checkpoint import latest_checkpoint, load_checkpoint_state
 from bayes_bps.fit import main
+from bayes_bps.training.checkpoint import latest_checkpoint, load_checkpoint_state
 
 TINY = ["--domain", "digits", "--n-train", "6", "--preset", "tiny", "--batch-size", "2",
         "--posterior-draws", "2", "--grid-conditions", "2", "--eval-samples", "3", "--ddim-steps", "2"]
@@ -40,7 +40,8 @@ def test_bayesian_fit_writes_every_output(tiny_base, tmp_path, capsys):
     assert "fusion[mid]" in summary and "hdi_3%" in summary
     evaluation = json.loads((out / "evaluation.json").read_text())
     assert evaluation["steered"]["edge_f1"]["n"] == 3
-    assert evaluation["posterior_predictive"]["edge_f1"]["low"] <= evaluation["posterior_predictive"]["edge_f1"]["value"]
+    predictive = evaluation["posterior_predictive"]["edge_f1"]
+    assert predictive["low"] <= predictive["value"]
     assert "caption_agreement" in evaluation["steered"]
 
 
@@ -64,6 +65,7 @@ def _final_state(run_dir):
     return state["step"], state["objective"], state["losses"]
 
 
+@pytest.mark.slow
 def test_a_killed_fit_resumes_to_the_same_final_state(tiny_base, tmp_path):
     # Every run in its own process with one thread, so float reductions happen in one order.
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -118,21 +120,22 @@ def test_unwritable_folder_and_existing_run_are_clear_errors(tiny_base, tmp_path
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_base, tmp_path, monkeypatch):
-    from bayes_bps import train
+    from bayes_bps.training import DeterministicObjective
 
-    real_forward = train.DeterministicObjective.forward
+    real_forward = DeterministicObjective.forward
 
     def poisoned(self, batch, step):
         loss = real_forward(self, batch, step)
         return loss * float("nan") if step == 3 else loss
 
-    monkeypatch.setattr(train.DeterministicObjective, "forward", poisoned)
+    monkeypatch.setattr(DeterministicObjective, "forward", poisoned)
     out = tmp_path / "nan"
     with pytest.raises(SystemExit, match=r"at step 3.*last good checkpoint: .*step_000002"):
         main(run_args(tiny_base, out, "--deterministic", "--steps", "6", "--checkpoint-every", "2"))
     assert latest_checkpoint(out).name == "step_000002"
 
 
+@pytest.mark.slow
 def test_the_same_fit_runs_data_parallel_on_two_processes(tiny_base, tmp_path):
     """torchrun starts two CPU processes (gloo); accelerate wraps the objective in DDP."""
     out = tmp_path / "ddp"

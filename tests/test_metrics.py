@@ -9,7 +9,8 @@ import torch
 import torchvision
 from pytorch_fid.fid_score import calculate_frechet_distance
 
-from bayes_bps.classifier import DomainClassifier
+from bayes_bps.base import resolve_base
+from bayes_bps.base.classifier import DomainClassifier
 from bayes_bps.data import make_dataset
 from bayes_bps.metrics import (
     bootstrap_interval,
@@ -27,7 +28,6 @@ from bayes_bps.metrics import (
     mean_estimate,
 )
 from bayes_bps.metrics.inception import WEIGHTS_FILE
-from bayes_bps.prior import resolve_base
 
 
 def test_edge_f1_is_high_for_the_true_image_and_low_otherwise():

@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # every figure script, in a subprocess
+
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ["port_weights", "data_efficiency", "sample_grids", "gate_profiles", "large_to_small"]
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
-from bayes_bps.ports import (
+from bayes_bps.steering import (
     PROFILES,
     encoder_only_profile,
     find_ports,
@@ -82,9 +82,8 @@ def test_inject_adds_residuals_and_cleans_up():
         assert not torch.allclose(unet(sample, timesteps, text).sample, frozen)
     assert no_hooks(unet) and torch.equal(unet(sample, timesteps, text).sample, frozen)
 
-    with pytest.raises(RuntimeError, match="boom"):
-        with inject(unet, {"mid": torch.ones(2, 64, 8, 8)}):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), inject(unet, {"mid": torch.ones(2, 64, 8, 8)}):
+        raise RuntimeError("boom")
     assert no_hooks(unet)
 
 
@@ -92,9 +91,8 @@ def test_inject_adds_residuals_and_cleans_up():
 def test_inject_rejects_unknown_ports_and_wrong_shapes():
     unet = tiny_unet()
     sample, timesteps, text = unet_inputs()
-    with pytest.raises(ValueError, match="unknown ports"):
-        with inject(unet, {"down.9.0": torch.zeros(1)}):
-            pass
+    with pytest.raises(ValueError, match="unknown ports"), inject(unet, {"down.9.0": torch.zeros(1)}):
+        pass
     with pytest.raises(ValueError, match=r"port 'mid'.*\(2, 64, 4, 4\).*\(2, 64, 8, 8\)"):
         with inject(unet, {"mid": torch.zeros(2, 64, 4, 4)}):
             unet(sample, timesteps, text)

@@ -6,10 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
+from bayes_bps.base import FrozenBase, ddim_sample
+from bayes_bps.base.pretraining import PretrainOptions, build_scheduler, min_snr_weights, pretrain
 from bayes_bps.data import build_sketch_dataset
-from bayes_bps.pretrain import PretrainOptions, build_scheduler, main, min_snr_weights, pretrain
-from bayes_bps.prior import FrozenPrior
-from bayes_bps.sample import ddim_sample
+from bayes_bps.pretrain import main
 
 
 def _tiny(out, domain, **overrides):
@@ -19,11 +19,12 @@ def _tiny(out, domain, **overrides):
     return PretrainOptions(**{**options, **overrides})
 
 
+@pytest.mark.slow
 def test_few_step_pretrain_writes_a_loadable_base_with_a_model_card(tmp_path):
     out = pretrain(_tiny(tmp_path / "digits", "digits"), ["--domain", "digits"])
-    prior = FrozenPrior.from_pretrained(out)
-    assert prior.classifier is not None and prior.vae is None
-    assert (prior.image_channels, prior.resolution) == (1, 32)
+    base = FrozenBase.from_pretrained(out)
+    assert base.classifier is not None and base.vae is None
+    assert (base.image_channels, base.resolution) == (1, 32)
     card = (out / "README.md").read_text()
     for expected in ("python -m bayes_bps.pretrain --domain digits", "wall time", "agreement",
                      "chance", "loss.png", "samples.png", "Min-SNR-γ weighted (γ = 5)"):
@@ -33,17 +34,17 @@ def test_few_step_pretrain_writes_a_loadable_base_with_a_model_card(tmp_path):
     stats = json.loads((out / "pretrain_stats.json").read_text())
     assert stats["evaluation"]["generated"]["n"] == 6
     assert torch.isfinite(torch.tensor(stats["final_loss"]))
-    images = ddim_sample(prior, ["a handwritten digit 3"], steps=2, progress=False)
+    images = ddim_sample(base, ["a handwritten digit 3"], steps=2, progress=False)
     assert images.shape == (1, 1, 32, 32)
 
     # a second stage continues from the first one's weights and keeps its history
-    first_unet = {k: v.clone() for k, v in prior.unet.state_dict().items()}
+    first_unet = {k: v.clone() for k, v in base.unet.state_dict().items()}
     continued = pretrain(_tiny(tmp_path / "stage2", "digits", init_from=out, steps=2),
                          ["--init-from", str(out)])
     stats = json.loads((continued / "pretrain_stats.json").read_text())
     assert [stage["steps"] for stage in stats["stages"]] == [3, 2]
     assert "--init-from" in (continued / "README.md").read_text()
-    second_unet = FrozenPrior.from_pretrained(continued).unet.state_dict()
+    second_unet = FrozenBase.from_pretrained(continued).unet.state_dict()
     assert any(not torch.equal(second_unet[k], v) for k, v in first_unet.items())
 
 
@@ -74,7 +75,7 @@ def test_folder_pretrain_is_reproducible_from_the_seed(tmp_path):
     pairs = _folder_dataset(tmp_path)
     runs = [pretrain(_tiny(tmp_path / f"run{k}", f"folder:{pairs}", resolution=16, steps=2))
             for k in range(2)]
-    first, second = (FrozenPrior.from_pretrained(run) for run in runs)
+    first, second = (FrozenBase.from_pretrained(run) for run in runs)
     assert first.classifier is None, "a user folder has no domain classifier"
     for name, value in first.unet.state_dict().items():
         assert torch.equal(value, second.unet.state_dict()[name]), name

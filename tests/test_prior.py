@@ -2,7 +2,7 @@
 
 Weights cannot be downloaded, so the test writes a tiny SD1.5-layout folder with
 `save_pretrained` (UNet, VAE, CLIP text encoder, a CLIP tokenizer with a 54-word vocabulary)
-and loads it back through `FrozenPrior.from_pretrained`, the code path real SD1.5 takes.
+and loads it back through `FrozenBase.from_pretrained`, the code path real SD1.5 takes.
 """
 
 import json
@@ -19,8 +19,7 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from bayes_bps.prior import FrozenPrior
-from bayes_bps.sample import ddim_sample
+from bayes_bps.base import FrozenBase, ddim_sample
 
 
 def _tiny_clip_tokenizer(folder):
@@ -68,59 +67,59 @@ def tiny_sd(tmp_path_factory):
 
 def test_sd_folder_loads_frozen_with_every_component(tiny_sd):
     folder, pipeline = tiny_sd
-    prior = FrozenPrior.from_pretrained(folder)
-    assert prior.vae is not None and prior.tokenizer is not None and prior.classifier is None
-    assert not any(p.requires_grad for p in prior.parameters())
-    prior.train()
-    assert not prior.unet.training, "a frozen prior never enters training mode"
+    base = FrozenBase.from_pretrained(folder)
+    assert base.vae is not None and base.tokenizer is not None and base.classifier is None
+    assert not any(p.requires_grad for p in base.parameters())
+    base.train()
+    assert not base.unet.training, "a frozen base never enters training mode"
     for name, value in pipeline.unet.state_dict().items():
-        assert torch.equal(prior.unet.state_dict()[name], value), name
-    assert (prior.latent_factor, prior.resolution, prior.image_channels) == (2, 32, 3)
+        assert torch.equal(base.unet.state_dict()[name], value), name
+    assert (base.latent_factor, base.resolution, base.image_channels) == (2, 32, 3)
 
 
 def test_encoders_and_noise_schedule(tiny_sd):
     folder, pipeline = tiny_sd
-    prior = FrozenPrior.from_pretrained(folder)
+    base = FrozenBase.from_pretrained(folder)
     images = torch.rand(2, 3, 32, 32) * 2 - 1
-    latents = prior.encode_images(images)
+    latents = base.encode_images(images)
     assert latents.shape == (2, 4, 16, 16)
     expected = pipeline.vae.encode(images).latent_dist.mean * pipeline.vae.config.scaling_factor
     torch.testing.assert_close(latents, expected)
-    decoded = prior.decode_samples(latents)
+    decoded = base.decode_samples(latents)
     assert decoded.shape == images.shape and decoded.abs().max() <= 1
 
-    states = prior.encode_captions(["a cat", "a dog"])
+    states = base.encode_captions(["a cat", "a dog"])
     ids = pipeline.tokenizer(["a cat", "a dog"], padding="max_length", max_length=16,
                              return_tensors="pt").input_ids
     torch.testing.assert_close(states, pipeline.text_encoder(ids)[0])
     assert not torch.equal(states[0], states[1])
 
     noise, t = torch.randn_like(latents), torch.tensor([10, 900])
-    alpha_bar = prior.scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
-    torch.testing.assert_close(prior.add_noise(latents, noise, t),
+    alpha_bar = base.scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+    torch.testing.assert_close(base.add_noise(latents, noise, t),
                                alpha_bar.sqrt() * latents + (1 - alpha_bar).sqrt() * noise)
-    assert prior.num_train_timesteps == 1000
+    assert base.num_train_timesteps == 1000
 
 
 def test_sampling_runs_in_latent_space(tiny_sd):
-    prior = FrozenPrior.from_pretrained(tiny_sd[0])
-    images = ddim_sample(prior, ["a cat"], steps=2, guidance_scale=2.0, progress=False)
+    base = FrozenBase.from_pretrained(tiny_sd[0])
+    images = ddim_sample(base, ["a cat"], steps=2, guidance_scale=2.0, progress=False)
     assert images.shape == (1, 3, 32, 32)
 
 
 def test_wrong_image_size_is_a_clear_error(tiny_sd):
-    prior = FrozenPrior.from_pretrained(tiny_sd[0])
+    base = FrozenBase.from_pretrained(tiny_sd[0])
     with pytest.raises(ValueError, match=r"\(3, 32, 32\)"):
-        prior.encode_images(torch.zeros(1, 3, 64, 64))
+        base.encode_images(torch.zeros(1, 3, 64, 64))
 
 
 def test_missing_or_unsupported_folder_is_a_clear_error(tiny_sd, tmp_path):
     with pytest.raises(FileNotFoundError, match="model_index.json"):
-        FrozenPrior.from_pretrained(tmp_path)
+        FrozenBase.from_pretrained(tmp_path)
     copy = tmp_path / "copy"
     shutil.copytree(tiny_sd[0], copy)
     index = json.loads((copy / "model_index.json").read_text())
     index["text_encoder"] = ["transformers", "T5EncoderModel"]
     (copy / "model_index.json").write_text(json.dumps(index))
     with pytest.raises(ValueError, match="T5EncoderModel"):
-        FrozenPrior.from_pretrained(copy)
+        FrozenBase.from_pretrained(copy)

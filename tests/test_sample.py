@@ -6,17 +6,18 @@ from dataclasses import replace
 import pytest
 import torch
 
+from bayes_bps.bayes import SteeringPriors
 from bayes_bps.fit import main as fit_main
-from bayes_bps.runs import FittedRun, build_objective, load_run
-from bayes_bps.sample import (
+from bayes_bps.sample import main
+from bayes_bps.sampling import (
     coefficient_draws,
     load_condition,
-    main,
     posterior_predictive,
-    save_png,
     steered_ddim_sample,
     steered_draws,
 )
+from bayes_bps.training import FittedRun, build_objective, load_run
+from bayes_bps.utils.images import save_png
 from tests.test_fit import run_args
 
 SAMPLING = {"steps": 2, "seed": 3, "progress": False}
@@ -43,7 +44,7 @@ def run(run_dir):
 
 
 def test_load_run_restores_the_checkpointed_objective(run_dir):
-    from bayes_bps.checkpoint import latest_checkpoint, load_checkpoint_state
+    from bayes_bps.training.checkpoint import latest_checkpoint, load_checkpoint_state
 
     loaded = load_run(run_dir)
     saved = load_checkpoint_state(latest_checkpoint(run_dir))["objective"]
@@ -59,7 +60,7 @@ def test_batched_draws_equal_one_loop_per_draw(run, guidance_scale):
     batched = steered_draws(model, draws, conditions, captions, guidance_scale=guidance_scale, **SAMPLING)
     for k in range(3):
         draw = {site: value[k] for site, value in draws.items()}
-        alone = steered_ddim_sample(run.prior, model.adapter_for(draw), model.scales_for(draw), conditions,
+        alone = steered_ddim_sample(run.base, model.adapter_with_heads(draw), model.weights_for(draw), conditions,
                                     captions, guidance_scale=guidance_scale, **SAMPLING)
         torch.testing.assert_close(batched[k], alone, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(batched[0], batched[1], atol=1e-3)  # the draws differ
@@ -73,14 +74,14 @@ def test_posterior_predictive_shapes_and_draws(run):
     assert torch.equal(draws, posterior_predictive(run, conditions, captions, 4, **SAMPLING))  # seeded
 
     deterministic = replace(run.options, deterministic=True)
-    fixed = FittedRun(deterministic, run.prior, run.pairs, build_objective(deterministic, run.prior, run.pairs))
+    fixed = FittedRun(deterministic, run.base, run.pairs, build_objective(deterministic, run.base, run.pairs))
     assert not fixed.bayesian
     assert posterior_predictive(fixed, conditions, captions, 4, **SAMPLING).shape == (1, 2, 1, 16, 16)
 
 
 def test_bayesian_heads_draw_their_own_loop(run):
-    options = replace(run.options, head_prior_scale=0.2)
-    heads = FittedRun(options, run.prior, run.pairs, build_objective(options, run.prior, run.pairs))
+    options = replace(run.options, priors=SteeringPriors(head_scale=0.2))
+    heads = FittedRun(options, run.base, run.pairs, build_objective(options, run.base, run.pairs))
     assert any(site.startswith("head.") for site in coefficient_draws(heads, 1, seed=0))
     draws = posterior_predictive(heads, run.pairs.conditions[:2], run.pairs.captions[:2], 3, **SAMPLING)
     assert draws.shape == (3, 2, 1, 16, 16) and not torch.allclose(draws[0], draws[1], atol=1e-3)

@@ -5,7 +5,8 @@ import csv
 import pytest
 
 from bayes_bps import study
-from bayes_bps.methods import METHODS
+from bayes_bps.experiments import data_efficiency
+from bayes_bps.experiments.methods import METHODS
 
 
 def _args(tiny_base, out, *extra):
@@ -19,6 +20,7 @@ def _rows(out):
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_a_small_study_runs_every_method_and_resumes(tiny_base, tmp_path, monkeypatch):
     out = tmp_path / "study"
     study.main(_args(tiny_base, out))
@@ -38,8 +40,9 @@ def test_a_small_study_runs_every_method_and_resumes(tiny_base, tmp_path, monkey
 
     # a second invocation skips the finished cells and only runs the new seed
     fitted = []
-    original = study.fit_method
-    monkeypatch.setattr(study, "fit_method", lambda name, *a, **k: fitted.append(name) or original(name, *a, **k))
+    original = data_efficiency.fit_method
+    monkeypatch.setattr(data_efficiency, "fit_method",
+                        lambda name, *a, **k: fitted.append(name) or original(name, *a, **k))
     study.main(_args(tiny_base, out))
     assert fitted == [] and len(_rows(out)) == len(rows)
     study.main(_args(tiny_base, out, "--seeds", "0", "1", "--methods", "unsteered", "deterministic"))

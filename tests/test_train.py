@@ -4,56 +4,57 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bayes_bps.base import TrainingPairs
 from bayes_bps.data import make_dataset
-from bayes_bps.pairs import TrainingPairs
-from bayes_bps.train import adapter_for, profile_scales, steered_noise, train_adapter
-from tests.tiny_models import tiny_pixel_prior
+from bayes_bps.steering import build_adapter, profile_weights, steered_noise
+from bayes_bps.training import train_adapter
+from tests.tiny_models import tiny_pixel_base
 
 
 @pytest.fixture(scope="module")
 def prior_and_pairs():
-    prior = tiny_pixel_prior()
+    base = tiny_pixel_base()
     dataset = make_dataset("shapes", "sketch", length=8, resolution=16)
-    return prior, TrainingPairs.encode(prior, dataset, 4)
+    return base, TrainingPairs.encode(base, dataset, 4)
 
 
-def _fixed_batch_loss(prior, adapter, pairs, scales):
-    batch = pairs.noisy_batch(prior, torch.arange(len(pairs)), torch.Generator().manual_seed(9))
+def _fixed_batch_loss(base, adapter, pairs, weights):
+    batch = pairs.noisy_batch(base, torch.arange(len(pairs)), torch.Generator().manual_seed(9))
     with torch.no_grad():
-        return F.mse_loss(steered_noise(prior, adapter, batch, scales), batch.noise).item()
+        return F.mse_loss(steered_noise(base, adapter, batch, weights), batch.noise).item()
 
 
 def test_training_fits_the_adapter_and_leaves_the_prior_untouched(prior_and_pairs):
-    prior, pairs = prior_and_pairs
-    frozen = {k: v.clone() for k, v in prior.state_dict().items()}
-    adapter = adapter_for(prior, "tiny", pairs.condition_channels)
-    scales = profile_scales(prior, "head-heavy")
-    before = _fixed_batch_loss(prior, adapter, pairs, scales)
-    losses = train_adapter(prior, adapter, pairs, steps=40, batch_size=4, lr=2e-3, progress=False)
-    after = _fixed_batch_loss(prior, adapter, pairs, scales)
+    base, pairs = prior_and_pairs
+    frozen = {k: v.clone() for k, v in base.state_dict().items()}
+    adapter = build_adapter(base, "tiny", pairs.condition_channels)
+    weights = profile_weights(base.unet, "head-heavy")
+    before = _fixed_batch_loss(base, adapter, pairs, weights)
+    losses = train_adapter(base, adapter, pairs, steps=40, batch_size=4, lr=2e-3, progress=False)
+    after = _fixed_batch_loss(base, adapter, pairs, weights)
     assert len(losses) == 40 and all(torch.isfinite(torch.tensor(losses)))
     assert after < 0.9 * before, (before, after)
-    assert all(torch.equal(v, frozen[k]) for k, v in prior.state_dict().items())
+    assert all(torch.equal(v, frozen[k]) for k, v in base.state_dict().items())
 
 
 def test_training_is_reproducible_from_the_seed(prior_and_pairs):
-    prior, pairs = prior_and_pairs
+    base, pairs = prior_and_pairs
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
-        adapter = adapter_for(prior, "tiny", pairs.condition_channels)
-        runs.append(train_adapter(prior, adapter, pairs, steps=3, batch_size=2, progress=False))
+        adapter = build_adapter(base, "tiny", pairs.condition_channels)
+        runs.append(train_adapter(base, adapter, pairs, steps=3, batch_size=2, progress=False))
     assert runs[0] == runs[1]
 
 
 def test_pairs_that_do_not_fit_the_base_are_clear_errors(prior_and_pairs):
-    prior, _ = prior_and_pairs
+    base, _ = prior_and_pairs
     with pytest.raises(ValueError, match=r"has 8 pairs; cannot take n=9"):
-        TrainingPairs.encode(prior, make_dataset("shapes", length=8, resolution=16), 9)
+        TrainingPairs.encode(base, make_dataset("shapes", length=8, resolution=16), 9)
     with pytest.raises(ValueError, match=r"\(3, 32, 32\) but the base takes \(3, 16, 16\)"):
-        TrainingPairs.encode(prior, make_dataset("shapes", length=2), 2)
+        TrainingPairs.encode(base, make_dataset("shapes", length=2), 2)
     digits = make_dataset("digits", length=2, resolution=16)
     with pytest.raises(ValueError, match=r"\(1, 16, 16\) but the base takes \(3, 16, 16\)"):
-        TrainingPairs.encode(prior, digits, 2)
+        TrainingPairs.encode(base, digits, 2)
     with pytest.raises(ValueError, match="unknown profile"):
-        profile_scales(prior, "foot-heavy")
+        profile_weights(base.unet, "foot-heavy")

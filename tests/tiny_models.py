@@ -31,12 +31,12 @@ def no_hooks(unet: torch.nn.Module) -> bool:
     return all(not m._forward_hooks and not m._forward_pre_hooks for m in unet.modules())
 
 
-def tiny_pixel_prior(channels: int = 3, vocabulary: tuple[str, ...] = ("a", "red", "circle")):
-    """A pixel-space FrozenPrior over 16x16 images, built in memory (no pretraining)."""
+def tiny_pixel_base(channels: int = 3, vocabulary: tuple[str, ...] = ("a", "red", "circle")):
+    """A pixel-space FrozenBase over 16x16 images, built in memory (no pretraining)."""
     from diffusers import DDPMScheduler
 
-    from bayes_bps.caption_encoder import CaptionEncoder
-    from bayes_bps.prior import FrozenPrior
+    from bayes_bps.base import FrozenBase
+    from bayes_bps.base.caption_encoder import CaptionEncoder
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
@@ -45,4 +45,4 @@ def tiny_pixel_prior(channels: int = 3, vocabulary: tuple[str, ...] = ("a", "red
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1,
         norm_num_groups=8, cross_attention_dim=32, attention_head_dim=8)
     text_encoder = CaptionEncoder(list(vocabulary), hidden_size=32, num_heads=2)
-    return FrozenPrior(unet, DDPMScheduler(beta_schedule="squaredcos_cap_v2"), text_encoder)
+    return FrozenBase(unet, DDPMScheduler(beta_schedule="squaredcos_cap_v2"), text_encoder)

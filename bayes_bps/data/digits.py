@@ -12,7 +12,7 @@ from sklearn.datasets import load_digits
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from bayes_bps.data.extractors import sketch_from_image
+from .extractors import sketch_from_image
 
 SPLITS = ("train", "test")
 TRAIN_FRACTION = 0.8
@@ -71,6 +71,11 @@ class DigitsDataset(Dataset):
 
     def captions(self) -> list[str]:
         return [_caption(label) for label in self.labels]
+
+
+def digit_labels() -> list[str]:
+    """The caption phrases a digits classifier predicts, one per class."""
+    return [f"digit {k}" for k in range(10)]
 
 
 def _caption(label: int) -> str:

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 from skimage.feature import canny
 from torch import Tensor
 
-from bayes_bps.data.folder import DatasetError, load_image
+from .folder import DatasetError, read_image
 
 CANNY_SIGMA = 1.0
 # Absolute thresholds on skimage's Sobel gradient magnitude of a [0, 1] channel,
@@ -79,7 +79,7 @@ def build_sketch_dataset(
 
     entries = []
     for index, image_path in enumerate(image_paths):
-        image = load_image(image_path, "RGB")
+        image = read_image(image_path, "RGB")
         if resolution is not None:
             image = ImageOps.fit(image, (resolution, resolution), Image.Resampling.BILINEAR)
         pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)

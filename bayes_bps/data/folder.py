@@ -20,10 +20,10 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..utils.images import PIL_MODES, ImageFileError, channels_of, load_image
+
 PROMPT_FILE = "prompt.json"
 REQUIRED_KEYS = ("source", "target", "prompt")
-GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
-PIL_MODES = {1: "L", 3: "RGB"}
 
 
 class DatasetError(ValueError):
@@ -74,7 +74,7 @@ class FolderDataset(Dataset):
         self.resolution = resolution
         self.image_channels = image_channels
         if condition_channels is None:
-            condition_channels = _channels_of(pairs[0].source)
+            condition_channels = channels_of(read_image(pairs[0].source))
         self.condition_channels = condition_channels
 
     def __len__(self) -> int:
@@ -91,20 +91,18 @@ class FolderDataset(Dataset):
 
     def _load(self, path: Path, channels: int) -> Tensor:
         """Decode, resize (bilinear, so thin sketch lines fade rather than vanish) and scale to [0, 1]."""
-        image = load_image(path, PIL_MODES[channels])
+        image = read_image(path, PIL_MODES[channels])
         image = image.resize((self.resolution, self.resolution), Image.Resampling.BILINEAR)
         pixels = np.asarray(image, dtype=np.float32).reshape(self.resolution, self.resolution, channels) / 255
         return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
 
 
-def load_image(path: Path, mode: str | None = None) -> Image.Image:
-    """Fully decode an image file, converted to PIL ``mode`` if given; DatasetError names the file."""
+def read_image(path: Path, mode: str | None = None) -> Image.Image:
+    """`utils.images.load_image`, failing with a DatasetError that names the file."""
     try:
-        with Image.open(path) as image:
-            # Decode inside the block: closing the file discards undecoded data.
-            return image.convert(mode) if mode else image.copy()
-    except (OSError, SyntaxError, ValueError) as error:  # PIL's ways of saying "not an image"
-        raise DatasetError(f"cannot read image {path}: {error}") from error
+        return load_image(path, mode)
+    except ImageFileError as error:
+        raise DatasetError(str(error)) from error
 
 
 def read_prompt_file(root: Path) -> list[Pair]:
@@ -145,8 +143,3 @@ def _parse_line(root: Path, line: str, prompt_file: Path, line_number: int) -> P
         if not path.is_file():
             raise DatasetError(f"{where}: {key} file {path} does not exist")
     return Pair(source, target, entry["prompt"])
-
-
-def _channels_of(path: Path) -> int:
-    """1 for a grayscale image, 3 otherwise."""
-    return 1 if load_image(path).mode in GRAYSCALE_MODES else 3

@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .tasks import TASKS
+
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {
     "red": (1.0, 0.0, 0.0),
@@ -30,7 +32,6 @@ COLOURS = {
 BACKGROUND = (0.12, 0.12, 0.15)
 # One class colour per shape, used by the segmentation condition.
 SEGMENTATION_PALETTE = {"circle": (1.0, 0.0, 0.0), "square": (0.0, 1.0, 0.0), "triangle": (0.0, 0.0, 1.0)}
-TASKS = ("sketch", "segmentation", "layout", "style")
 SPLITS = ("train", "test")
 
 MAX_OBJECTS = 3
@@ -117,6 +118,11 @@ class ShapesDataset(Dataset):
         if index < 0:
             raise IndexError(f"scene index must be non-negative, got {index}")
         return np.random.default_rng([self.seed, SPLITS.index(self.split), index])
+
+
+def shape_labels() -> list[str]:
+    """The caption phrases a shapes classifier predicts, one per (colour, shape)."""
+    return [f"{colour} {shape}" for colour in COLOURS for shape in SHAPES]
 
 
 def caption_for(objects: list[ShapeObject]) -> str:

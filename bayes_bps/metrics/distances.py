@@ -9,8 +9,9 @@ see `distribution.py`).
   tests check that the two agree). We do not call its `calculate_frechet_distance`: it takes
   `scipy.linalg.sqrtm` of the d×d product, which is slow and fragile for the rank-deficient
   covariances of small samples (n < d, every evaluation here) and passes `sqrtm` the `disp`
-  argument that SciPy 1.17 deprecates and 1.18 removes. Instead, with factors Σ = FᵀF, the eigenvalues of Σ_a Σ_b are the squared singular
-  values of F_a F_bᵀ, so tr (Σ_a Σ_b)^{1/2} is its nuclear norm: exact, and for n < d a small
+  argument that SciPy 1.17 deprecates and 1.18 removes. Instead, with factors Σ = FᵀF, the
+  eigenvalues of Σ_a Σ_b are the squared singular values of F_a F_bᵀ, so tr (Σ_a Σ_b)^{1/2} is
+  its nuclear norm: exact, and for n < d a small
   n_a × n_b problem, cheap enough to bootstrap 2048-d Inception features on a CPU. The FD is
   biased upward at small n (Chong & Forsyth 2020): compare FDs only at equal sample sizes.
 - KID (Bińkowski et al. 2018): the squared maximum mean discrepancy under the cubic polynomial

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from ..base import FrozenBase
+from ..base.classifier import DomainClassifier
 from .distances import frechet_distance, kernel_inception_distance
 from .inception import WEIGHTS_FILE, find_inception_weights, inception_features
 from .intervals import Estimate, bootstrap_interval
-
-if TYPE_CHECKING:
-    from ..classifier import DomainClassifier
-    from ..prior import FrozenPrior
 
 DISTANCE_RESAMPLES = 200  # each resample costs an FD and a KID, not a mean
 
@@ -50,14 +48,14 @@ def domain_features(classifier: DomainClassifier, batch_size: int = 256) -> Call
     return extract
 
 
-def distribution_features(prior: FrozenPrior, inception_weights: str | Path | None = None) -> FeatureSpace:
+def distribution_features(base: FrozenBase, inception_weights: str | Path | None = None) -> FeatureSpace:
     """("FID", Inception features) when a weights file is given or in the torch hub cache, else
     ("domain FD", the base's domain-classifier features)."""
     weights = find_inception_weights(inception_weights)
     if weights is not None:
-        return FeatureSpace("FID", inception_features(weights, device=prior.device))
-    if prior.classifier is not None:
-        return FeatureSpace("domain FD", domain_features(prior.classifier))
+        return FeatureSpace("FID", inception_features(weights, device=base.device))
+    if base.classifier is not None:
+        return FeatureSpace("domain FD", domain_features(base.classifier))
     raise ValueError("no features for distribution distances: this base ships no domain classifier "
                      "and no Inception weights file was given or found in the torch hub cache "
                      f"({Path(torch.hub.get_dir()) / 'checkpoints'}); pass the path of pytorch-fid's {WEIGHTS_FILE}")

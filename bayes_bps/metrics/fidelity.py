@@ -13,19 +13,14 @@ With a digits base the task is "sketch" and `label_agreement` is the digit class
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
+from ..base.classifier import DomainClassifier
+from ..data import TASKS
 from .edges import edge_f1
 from .foreground import foreground_iou
 from .labels import label_agreement
 from .layout import layout_agreement
-
-if TYPE_CHECKING:
-    from ..classifier import DomainClassifier
-
-TASKS = ("sketch", "segmentation", "layout", "style")
 
 
 def condition_fidelity(task: str, images: torch.Tensor, conditions: torch.Tensor, captions: list[str],

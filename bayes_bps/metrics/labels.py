@@ -8,12 +8,9 @@ comparison with a chance level; this gives the per-image scores that intervals n
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
-if TYPE_CHECKING:
-    from ..classifier import DomainClassifier
+from ..base.classifier import DomainClassifier
 
 
 def label_agreement(classifier: DomainClassifier, images: torch.Tensor, captions: list[str]) -> torch.Tensor:

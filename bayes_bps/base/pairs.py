@@ -1,0 +1,76 @@
+"""Training pairs for steering, encoded once into the frozen base's spaces.
+
+Few-shot adaptation uses N of order 10-1000 pairs, so targets (as model-space samples) and
+captions (as hidden states) are encoded once up front; every step then only draws t and ε.
+The checks here are where a dataset meets a base, so a mismatch is reported with both sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from .frozen import FrozenBase
+
+
+@dataclass
+class NoisyBatch:
+    """One minibatch: which pairs, their noised samples, the noise to predict, and the inputs."""
+
+    indices: Tensor  # (B,) into the N training pairs
+    noisy: Tensor  # x_t
+    timesteps: Tensor  # (B,) uniform over the training schedule
+    noise: Tensor  # ε, the regression target
+    conditions: Tensor
+    caption_states: Tensor
+
+
+@dataclass
+class TrainingPairs:
+    samples: Tensor  # (N, ...) targets in model space
+    conditions: Tensor  # (N, Cc, H, W) in [0, 1]
+    caption_states: Tensor  # (N, tokens, dim)
+    captions: list[str]
+
+    @classmethod
+    def encode(cls, base: FrozenBase, dataset: Dataset, n: int, name: str = "dataset") -> TrainingPairs:
+        """The first `n` pairs of `dataset`, checked against the base and encoded."""
+        if not 1 <= n <= len(dataset):
+            raise ValueError(f"{name} has {len(dataset)} pairs; cannot take n={n}")
+        targets, conditions, captions = zip(*(dataset[i] for i in range(n)))
+        targets, conditions = torch.stack(targets), torch.stack(conditions)
+        expected = (base.image_channels, base.resolution, base.resolution)
+        if tuple(targets.shape[1:]) != expected:
+            raise ValueError(f"{name}: images are (channels, height, width) = {tuple(targets.shape[1:])} "
+                             f"but the base takes {expected}")
+        if tuple(conditions.shape[-2:]) != expected[1:]:
+            raise ValueError(f"{name}: conditions are {tuple(conditions.shape[-2:])} pixels but the base "
+                             f"draws {expected[1:]}; resize the conditions to the base's resolution")
+        device = base.device
+        return cls(samples=base.encode_images(targets.to(device)), conditions=conditions.to(device),
+                   caption_states=base.encode_captions(list(captions)), captions=list(captions))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def condition_channels(self) -> int:
+        return self.conditions.shape[1]
+
+    def draw_indices(self, batch_size: int, generator: torch.Generator) -> Tensor:
+        """A minibatch of distinct pairs (the whole set when it is smaller than the batch)."""
+        return torch.randperm(len(self), generator=generator)[: min(batch_size, len(self))]
+
+    def noisy_batch(self, base: FrozenBase, indices: Tensor, generator: torch.Generator) -> NoisyBatch:
+        """Noise the pairs at `indices`: one uniform t and one ε per example."""
+        samples = self.samples[indices.to(self.samples.device)]
+        timesteps = torch.randint(0, base.num_train_timesteps, (len(indices),), generator=generator)
+        noise = torch.randn(samples.shape, generator=generator).to(samples.device)
+        timesteps = timesteps.to(samples.device)
+        return NoisyBatch(indices=indices, noisy=base.add_noise(samples, noise, timesteps),
+                          timesteps=timesteps, noise=noise,
+                          conditions=self.conditions[indices.to(self.conditions.device)],
+                          caption_states=self.caption_states[indices.to(self.caption_states.device)])

@@ -1,0 +1,40 @@
+"""Does a pretrained base draw what its captions say? Caption agreement of its samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ...data import make_dataset, parse_domain
+from ...utils.grids import save_png
+from ..classifier import caption_agreement
+from ..frozen import FrozenBase
+from ..sampler import caption_grid, ddim_sample
+from .options import PretrainOptions
+
+
+def domain_dataset(options: PretrainOptions, split: str, length: int | None):
+    """The base's training data (or its test split), in the domain's first task."""
+    task = parse_domain(options.domain)[0].tasks[0]
+    return make_dataset(options.domain, task, split=split, length=length, seed=options.seed,
+                        resolution=options.resolution)
+
+
+def evaluate_base(out: Path, options: PretrainOptions) -> dict:
+    """Caption agreement of the shipped classifier on generated samples, at the options' guidance
+    and without guidance (the same noise), against chance; and a grid of samples."""
+    base = FrozenBase.from_pretrained(out)
+    test = domain_dataset(options, "test", options.eval_samples)
+    captions = [test[i][2] for i in range(len(test))]
+    real = torch.stack([test[i][0] for i in range(len(test))])
+    save_png(caption_grid(base, captions[:6], 6, steps=options.eval_ddim_steps,
+                          guidance_scale=options.guidance_scale, seed=options.seed), out / "samples.png")
+    evaluation = {}
+    for name, scale in (("generated", options.guidance_scale), ("generated_unguided", 1.0)):
+        generated = ddim_sample(base, captions, steps=options.eval_ddim_steps, guidance_scale=scale,
+                                seed=options.seed)
+        evaluation[name] = caption_agreement(base.classifier, generated, captions, seed=options.seed)
+        evaluation[name]["guidance_scale"] = scale
+    evaluation["real_test"] = caption_agreement(base.classifier, real, captions, seed=options.seed)
+    return evaluation

@@ -1,0 +1,72 @@
+"""Sampling the frozen base: the denoising loop every sampler of the package runs.
+
+Runs are reproducible: the initial noise and every stochastic step draw from one seeded CPU
+generator. Steering needs no change here: `steering.steer` hooks every UNet call made inside
+its context, so `sampling.steered_ddim_sample` is this loop inside that context.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from diffusers import DDIMScheduler
+from matplotlib.figure import Figure
+from tqdm.auto import tqdm
+
+from ..utils.grids import image_grid
+from ..utils.images import to_unit
+from .frozen import FrozenBase
+
+# Classifier-free guidance 3, for base and steered samples alike: without it the embedded
+# bases draw colours and classes loosely (see their model cards for the measured gain).
+DEFAULT_GUIDANCE_SCALE = 3.0
+
+
+def start_noise(base: FrozenBase, count: int, generator: torch.Generator) -> torch.Tensor:
+    """x_T for `count` samples, standard normal in model space, drawn on the CPU."""
+    config = base.unet.config
+    return torch.randn((count, config.in_channels, config.sample_size, config.sample_size), generator=generator)
+
+
+@torch.no_grad()
+def ddim_sample(
+    base: FrozenBase, captions: list[str], *, steps: int = 50, guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
+    seed: int = 0, eta: float = 0.0, progress: bool = True, noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One image in [-1, 1] per caption, with classifier-free guidance when `guidance_scale != 1`.
+
+    `noise` (one x_T per caption, from `start_noise`) replaces the seeded initial noise, so
+    callers can start several samples from the same x_T."""
+    generator = torch.Generator().manual_seed(seed)
+    scheduler = DDIMScheduler.from_config(base.scheduler.config)
+    scheduler.set_timesteps(steps)
+    noise = start_noise(base, len(captions), generator) if noise is None else noise
+    if len(noise) != len(captions):
+        raise ValueError(f"{len(noise)} initial noises for {len(captions)} captions")
+    sample = noise.to(base.device) * scheduler.init_noise_sigma
+    step_arguments = set(inspect.signature(scheduler.step).parameters)
+    extra = {"eta": eta, "generator": generator}
+    extra = {name: value for name, value in extra.items() if name in step_arguments}
+
+    # 1. caption states, once for the loop; the empty caption is the unconditional branch of guidance
+    guided = guidance_scale != 1.0
+    states = base.encode_captions(([""] * len(captions) if guided else []) + list(captions))
+    # 2. denoise from pure noise, one scheduler step per timestep
+    for t in tqdm(scheduler.timesteps, desc="DDIM", disable=not progress, leave=False):
+        model_input = scheduler.scale_model_input(torch.cat([sample, sample]) if guided else sample, t)
+        predicted = base.predict_noise(model_input, t, states)
+        if guided:
+            unconditional, conditional = predicted.chunk(2)
+            predicted = unconditional + guidance_scale * (conditional - unconditional)
+        sample = scheduler.step(predicted, t, sample, **extra).prev_sample
+    # 3. back to image space
+    return base.decode_samples(sample)
+
+
+def caption_grid(base: FrozenBase, captions: list[str], per_caption: int, *, steps: int,
+                 guidance_scale: float, seed: int) -> Figure:
+    """`per_caption` samples for each caption, one labelled row per caption."""
+    repeated = [caption for caption in captions for _ in range(per_caption)]
+    images = ddim_sample(base, repeated, steps=steps, guidance_scale=guidance_scale, seed=seed)
+    return image_grid(list(to_unit(images).split(per_caption)), row_labels=captions)

@@ -1,0 +1,134 @@
+"""Posterior diagnostics: the steering coefficients as ArviZ InferenceData, tables and plots.
+
+Each coefficient (fusion, gate_bias, gate_slope) has one value per port, so it gets the named
+dimension `port`; given the UNet's `Port`s, the port dimension also carries its resolution
+`level` and `stage` (encoder, middle, decoder) as coordinates. An InferenceData built here has
+
+    posterior      guide draws (one chain) or NUTS draws (several chains): (chain, draw, port)
+    prior          draws from the priors, one chain, so ArviZ compares prior and posterior directly
+    sample_stats   per-draw sampler statistics, e.g. NUTS's `diverging`: (chain, draw)
+    svi_trace      the optimiser's loss per step: `loss` over dim `step`, the objective's name in
+                   its attrs. Not in `sample_stats`, whose variables ArviZ reads as one value per
+                   posterior draw; an optimisation step is not a draw.
+
+`compare_posteriors` sets SVI against a NUTS reference (see nuts.py) coefficient by coefficient;
+`viz.figures.plot_fusion_forest` draws the fusion coefficients' posterior against their prior.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+with warnings.catch_warnings():  # arviz 0.23 announces its coming refactor on import
+    warnings.simplefilter("ignore", FutureWarning)
+    import arviz as az
+
+from ..steering import Port
+from .priors import COEFFICIENTS
+
+HDI_PROB = 0.94  # ArviZ's default credible mass
+Draws = Mapping[str, torch.Tensor]
+
+
+def _as_chains(draws: Draws) -> dict[str, np.ndarray]:
+    """(draw, port) draws become one chain; (chain, draw, port) draws stay as they are."""
+    arrays = {}
+    for name in COEFFICIENTS:
+        values = draws[name].detach().cpu().numpy()
+        if values.ndim not in (2, 3):
+            raise ValueError(f"{name} draws have shape {values.shape}; expected (draw, port) or "
+                             "(chain, draw, port)")
+        arrays[name] = values[None] if values.ndim == 2 else values
+    return arrays
+
+
+def _port_coords(port_names: list[str], ports: Sequence[Port] | None) -> dict:
+    coords = {"port": list(port_names)}
+    if ports is None:
+        return coords
+    if [p.name for p in ports] != list(port_names):
+        raise ValueError(f"ports {[p.name for p in ports]} do not match the draws' ports {list(port_names)}; "
+                         "pass find_ports(unet) of the UNet the model steers")
+    return {**coords, "level": ("port", [p.level for p in ports]), "stage": ("port", [p.stage for p in ports])}
+
+
+def _coefficient_dataset(draws: Draws, port_names: list[str], ports: Sequence[Port] | None) -> xr.Dataset:
+    coords = _port_coords(port_names, ports)
+    dataset = az.dict_to_dataset(_as_chains(draws), coords={"port": coords.pop("port")},
+                                 dims={name: ["port"] for name in COEFFICIENTS})
+    return dataset.assign_coords(coords)
+
+
+def to_inference_data(posterior: Draws, prior: Draws | None, port_names: list[str], *,
+                      ports: Sequence[Port] | None = None,
+                      sample_stats: Mapping[str, torch.Tensor] | None = None,
+                      svi_losses: Sequence[float] | None = None,
+                      loss_name: str = "loss") -> az.InferenceData:
+    """InferenceData of the coefficients: posterior, and optionally prior, sample_stats, svi_trace.
+
+    `ports` (`steering.find_ports(unet)`) adds `level` and `stage` coordinates to the port dim;
+    `sample_stats` values are (chain, draw); `svi_losses` is the loss per optimisation step,
+    described by `loss_name` (e.g. a trainer's `loss_label`)."""
+    groups = {"posterior": _coefficient_dataset(posterior, port_names, ports)}
+    if prior is not None:
+        groups["prior"] = _coefficient_dataset(prior, port_names, ports)
+    if sample_stats is not None:
+        groups["sample_stats"] = az.dict_to_dataset(
+            {name: torch.as_tensor(value).cpu().numpy() for name, value in sample_stats.items()})
+    if svi_losses is not None:
+        losses = np.asarray(svi_losses, dtype=float)
+        groups["svi_trace"] = xr.Dataset({"loss": ("step", losses)}, coords={"step": np.arange(len(losses))},
+                                         attrs={"loss_name": loss_name})
+    return az.InferenceData(**groups)
+
+
+def summary_table(idata: az.InferenceData):
+    """Mean, sd and HDI of every coefficient (a pandas DataFrame)."""
+    return az.summary(idata, var_names=list(COEFFICIENTS), kind="stats", hdi_prob=HDI_PROB)
+
+
+def _unconstrained(name: str, values: torch.Tensor) -> tuple[str, np.ndarray]:
+    """A coefficient in the guide's space, where prior and guide are Normal: log w for fusion."""
+    values = values.detach().cpu().double()
+    return ("log_fusion", values.log().numpy()) if name == "fusion" else (name, values.numpy())
+
+
+def compare_posteriors(svi_draws: Draws, nuts_draws: Draws, port_names: list[str]) -> pd.DataFrame:
+    """SVI against NUTS, one row per (coefficient, port), in the guide's unconstrained space.
+
+    `svi_draws` are (draw, port) guide draws; `nuts_draws` are (chain, draw, port). Columns:
+    mean and sd of each; R-hat and bulk ESS of NUTS (rank-based, so the same for w and log w);
+    `discrepancy_sd` = |mean_svi − mean_nuts| / sd_nuts and `sd_ratio` = sd_svi / sd_nuts."""
+    reference = _coefficient_dataset(nuts_draws, port_names, None)
+    if reference.sizes["chain"] < 2:
+        raise ValueError("R-hat needs at least two NUTS chains")
+    r_hat, ess = az.rhat(reference), az.ess(reference, method="bulk")
+    tables = []
+    for name in COEFFICIENTS:
+        label, svi = _unconstrained(name, svi_draws[name])
+        _, nuts = _unconstrained(name, nuts_draws[name].flatten(0, 1))
+        table = pd.DataFrame({"coefficient": label, "port": port_names,
+                              "svi_mean": svi.mean(0), "svi_sd": svi.std(0, ddof=1),
+                              "nuts_mean": nuts.mean(0), "nuts_sd": nuts.std(0, ddof=1),
+                              "r_hat": r_hat[name].values, "ess_bulk": ess[name].values})
+        tables.append(table)
+    table = pd.concat(tables).set_index(["coefficient", "port"])
+    table["discrepancy_sd"] = (table.svi_mean - table.nuts_mean).abs() / table.nuts_sd
+    table["sd_ratio"] = table.svi_sd / table.nuts_sd
+    return table
+
+
+def comparison_summary(table: pd.DataFrame) -> str:
+    """One line: how far SVI is from NUTS at worst and typically, and how well NUTS mixed."""
+    worst = table.discrepancy_sd.idxmax()
+    return (f"SVI vs NUTS over {len(table)} coefficients: |mean difference| max "
+            f"{table.discrepancy_sd.max():.2f} NUTS sd ({worst[0]}[{worst[1]}]), median "
+            f"{table.discrepancy_sd.median():.2f}; sd ratio SVI/NUTS {table.sd_ratio.min():.2f} to "
+            f"{table.sd_ratio.max():.2f}; NUTS R-hat max {table.r_hat.max():.3f}, bulk ESS min "
+            f"{table.ess_bulk.min():.0f}")

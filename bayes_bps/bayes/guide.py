@@ -1,0 +1,42 @@
+"""The variational posterior of the steering coefficients."""
+
+from __future__ import annotations
+
+import torch
+from pyro import poutine
+from pyro.infer.autoguide import AutoNormal
+from pyro.infer.autoguide.initialization import init_to_median
+from torch.distributions import biject_to
+
+from .local_params import module_local
+from .model import BayesianSteering
+
+
+@module_local
+class SteeringGuide(AutoNormal):
+    """Mean-field Normal posterior over the coefficients, KL-annealed like the model.
+
+    It starts *at the prior*: every prior here is Normal in the guide's unconstrained space
+    (log w for the LogNormal), so locations and scales copied from the priors (the official
+    constants, open gates, zero heads) make q = p at step 0. Whatever the fitted posterior
+    then differs from the prior, the data moved.
+    """
+
+    def __init__(self, model: BayesianSteering):
+        super().__init__(model, init_loc_fn=init_to_median)
+        self._steering = (model,)  # read kl_weight from it; a tuple keeps it out of the state
+
+    @torch.no_grad()
+    def start_at_prior(self) -> None:
+        """Copy the priors' locations and scales into q; call once the guide is set up."""
+        model = self._steering[0]
+        scales = dict(self.scales.named_parameters())
+        to_unconstrained = biject_to(self.scale_constraint).inv
+        for name, location in self.locs.named_parameters():
+            prior_location, prior_scale = model.unconstrained_prior(name.removesuffix("_unconstrained"))
+            location.copy_(torch.as_tensor(prior_location).expand_as(location))
+            scales[name].copy_(to_unconstrained(torch.full_like(location, prior_scale)))
+
+    def forward(self, *args, **kwargs):
+        with poutine.scale(scale=self._steering[0].kl_weight):
+            return super().forward(*args, **kwargs)

@@ -1,0 +1,135 @@
+"""Fitting a run: the run folder, the loop under accelerate, checkpoints, resume, the loss trace.
+
+`fit` trains and checkpoints; what a finished fit shows (posterior, samples, evaluation) is
+written afterwards by `viz.report.write_report`. The run folder gets
+
+    options.json   every resolved option (`--resume` reads it back)
+    run.json       what the options leave implicit: the temperature used, sizes, devices, versions
+    checkpoints/   step_N/ folders, atomic (see checkpoint.py)
+    loss.csv, loss.png
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import diffusers
+import pyro
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+
+from ..base import FrozenBase
+from ..steering import find_ports
+from ..utils import options as option_files
+from ..utils.options import value_of
+from ..utils.plots import plot_loss_curve
+from .checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from .objective import trainable_parameters
+from .options import FitOptions
+from .runs import OPTIONS_FILE, FittedRun, base_and_pairs, build_objective, read_options
+from .trainer import NonFiniteLossError, SteeringTrainer
+
+
+class RunFolderError(RuntimeError):
+    """The run folder cannot be used as asked: unwritable, or holding another run."""
+
+
+def prepare_run_folder(options: FitOptions, resume: bool, explicit: set[str]) -> FitOptions:
+    """Check the folder is writable; on resume, return the run's own options (steps may grow)."""
+    run_dir = options.run_dir
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{os.getpid()}"  # per process: DDP ranks check at once
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise RunFolderError(f"cannot write to run folder {run_dir}: {error.strerror or error}") from error
+    if not resume:
+        if latest_checkpoint(run_dir) is not None:
+            raise RunFolderError(f"{run_dir} already holds checkpoints: pass --resume to continue "
+                                 "that run, or choose another --out")
+        return options
+    if not (run_dir / OPTIONS_FILE).is_file():
+        raise RunFolderError(f"nothing to resume: {run_dir / OPTIONS_FILE} not found")
+    saved = read_options(run_dir)
+    changed = sorted(name for name in explicit - {"steps", "out"}
+                     if value_of(options, name) != value_of(saved, name))
+    if changed:
+        raise RunFolderError(f"--resume continues the run as it was; these options differ from "
+                             f"{run_dir / OPTIONS_FILE}: {changed} (only --steps may change)")
+    return replace(saved, steps=options.steps if "steps" in explicit else saved.steps)
+
+
+def run_facts(objective, base: FrozenBase, accelerator: Accelerator) -> dict:
+    """What the options leave implicit: the temperature used, sizes, devices, versions."""
+    model = getattr(objective, "model", None)
+    return {
+        "temperature": None if model is None else model.temperature,
+        "noise_values_per_example": base.unet.config.in_channels * base.unet.config.sample_size**2,
+        "trainable_parameters": trainable_parameters(objective),
+        "ports": len(find_ports(base.unet)),
+        "device": str(accelerator.device), "processes": accelerator.num_processes,
+        "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
+                     "pyro": pyro.__version__},
+    }
+
+
+LOSS_LABELS = {"mse": ("mse", "ε-MSE"),
+               "-elbo": ("negative_elbo", "negative ELBO (one draw)"),
+               "-elbo + network mse": ("negative_elbo_plus_network_mse",
+                                       "negative ELBO (one draw) + network ε-MSE")}
+
+
+def write_loss_trace(run_dir: Path, losses: list[float], loss_label: str) -> None:
+    column, ylabel = LOSS_LABELS[loss_label]
+    with open(run_dir / "loss.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", column])
+        writer.writerows((step + 1, loss) for step, loss in enumerate(losses))
+    plot_loss_curve(losses, run_dir / "loss.png", ylabel=ylabel, title=f"fit: {run_dir.name}")
+
+
+def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozenset(),
+        progress: bool = True) -> tuple[FittedRun, Accelerator]:
+    """Run (or resume) a fit into its run folder; returns the fitted run and its accelerator
+    (whose `is_main_process` says which process writes the report)."""
+    options = prepare_run_folder(options, resume, set(explicit))
+    run_dir = options.run_dir
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(),
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    torch.manual_seed(options.seed)
+    pyro.set_rng_seed(options.seed)
+
+    # 1. the frozen base and the N training pairs, encoded once
+    base, pairs = base_and_pairs(options, accelerator.device)
+
+    # 2. the objective and the loop, restored from the latest checkpoint when resuming
+    objective = build_objective(options, base, pairs)
+    trainer = SteeringTrainer(base, pairs, objective, batch_size=options.batch_size, lr=options.lr,
+                              guide_lr=options.guide_lr, grad_clip=options.grad_clip,
+                              seed=options.seed, accelerator=accelerator)
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if checkpoint is not None:
+        trainer.load_state_dict(load_checkpoint_state(checkpoint))
+    if accelerator.is_main_process:
+        option_files.write(options, run_dir / OPTIONS_FILE)
+        (run_dir / "run.json").write_text(json.dumps(run_facts(objective, base, accelerator), indent=2) + "\n")
+
+    def on_step(step: int) -> None:
+        if accelerator.is_main_process and (step % options.checkpoint_every == 0 or step == options.steps):
+            save_checkpoint(run_dir, step, trainer.state_dict(), objective.export_adapter())
+
+    # 3. optimise; a non-finite loss stops the run with the last good checkpoint in place
+    try:
+        trainer.train(options.steps, on_step, description=f"fit {run_dir.name}", progress=progress)
+    except NonFiniteLossError as error:
+        last = latest_checkpoint(run_dir)
+        raise NonFiniteLossError(f"{error}; last good checkpoint: {last or 'none yet'}") from error
+    finally:
+        if accelerator.is_main_process and trainer.losses:
+            write_loss_trace(run_dir, trainer.losses, objective.loss_label)
+    return FittedRun(options, base, pairs, objective), accelerator

@@ -1,0 +1,66 @@
+"""The options of `python -m bayes_bps.fit`: one readable block, each flag's help beside its field.
+
+Precedence: defaults < config file (YAML or TOML, keys as the flags without dashes) < flags.
+The priors are a nested group (`bayes.SteeringPriors`): their flags sit with the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..base import DEFAULT_GUIDANCE_SCALE
+from ..bayes import SteeringPriors
+from ..data import check_task, parse_domain
+from ..steering import PRESETS, PROFILES
+from ..utils.options import option
+
+
+@dataclass
+class FitOptions:
+    # what to adapt, to what
+    base: str = option("shapes", "embedded base ('shapes', 'digits') or a local diffusers folder")
+    domain: str = option("shapes", "training data: shapes, digits, or folder:PATH (source/, target/, prompt.json)")
+    task: str = option("sketch", "condition type: sketch, segmentation, layout, style (shapes); sketch otherwise")
+    n_train: int = option(40, "number of training pairs", low=1)
+    # the steering network
+    preset: str = option("lite", "adapter size", choices=PRESETS)
+    profile: str = option("head-heavy", "prior mean (or fixed value) of the port weights", choices=PROFILES)
+    deterministic: bool = option(False, "run the official recipe (fixed weights, ε-MSE) through the same loop")
+    # priors and likelihood
+    temperature: float | None = option(None, "likelihood temperature λ (default 1/D: each example one "
+                                       "observation, see bayes/likelihood.py)", above=0)
+    priors: SteeringPriors = option(SteeringPriors(), "priors of the steering coefficients")
+    # optimisation
+    steps: int = option(1000, "optimisation steps", low=1)
+    batch_size: int = option(8, "pairs per step", low=1)
+    lr: float = option(1e-3, "learning rate of the adapter body and σ", above=0)
+    guide_lr: float = option(1e-2, "learning rate of the variational parameters", above=0)
+    grad_clip: float = option(1.0, "maximum gradient norm", above=0)
+    kl_anneal_steps: int = option(0, "ramp the KL weight from 0 to 1 over this many steps (0: off)", low=0)
+    seed: int = option(0, "seed of every random draw", low=0)
+    # outputs
+    out: str | None = option(None, "run folder (default: runs/<domain>-<task>-<bayes|deterministic>-n<N>-seed<S>)")
+    checkpoint_every: int = option(200, "steps between checkpoints", low=1)
+    posterior_draws: int = option(8, "posterior draws per condition behind the sd in samples.png", low=2)
+    grid_conditions: int = option(6, "conditions shown in samples.png", low=1)
+    eval_samples: int = option(64, "test conditions for evaluation.json", low=1)
+    ddim_steps: int = option(50, "DDIM steps when sampling", low=1)
+    guidance_scale: float = option(DEFAULT_GUIDANCE_SCALE, "classifier-free guidance scale when sampling", above=0)
+
+    def validate(self) -> None:
+        parse_domain(self.domain)
+        check_task(self.domain, self.task)
+
+    @property
+    def domain_name(self) -> str:
+        return parse_domain(self.domain)[0].name
+
+    @property
+    def run_dir(self) -> Path:
+        if self.out is not None:
+            return Path(self.out)
+        _, path = parse_domain(self.domain)
+        source = Path(path).name if path else self.domain
+        kind = "deterministic" if self.deterministic else "bayes"
+        return Path("runs") / f"{source}-{self.task}-{kind}-n{self.n_train}-seed{self.seed}"

@@ -1,0 +1,102 @@
+"""One optimisation loop for every steering method, deterministic, Bayesian or a baseline.
+
+The frozen UNet receives no gradient and no update; only the objective's parameter groups are
+trained (`objective.py` says what an objective provides).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..base import FrozenBase, TrainingPairs
+from ..steering import BPSAdapter, profile_weights
+from .deterministic import DeterministicObjective
+from .objective import SteeringObjective
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the step is named so the run can be inspected."""
+
+
+class SteeringTrainer:
+    """Minibatches from the training pairs, AdamW, gradient clipping, a resumable state.
+
+    Every random draw of a step (the minibatch, t, ε) comes from one seeded generator, and the
+    Bayesian guide's draws from torch's global generator; both are part of `state_dict`, so a
+    run restored from it continues exactly as if it had never stopped.
+    """
+
+    def __init__(self, base: FrozenBase, pairs: TrainingPairs, objective: SteeringObjective, *,
+                 batch_size: int, lr: float, guide_lr: float = 1e-2, grad_clip: float = 1.0,
+                 seed: int = 0, accelerator=None):
+        self.base, self.pairs, self.batch_size, self.grad_clip = base, pairs, batch_size, grad_clip
+        self.objective, self.accelerator = objective, accelerator
+        self.loss_label = objective.loss_label
+        self.optimizer = torch.optim.AdamW(objective.parameter_groups(lr, guide_lr), weight_decay=0.0)
+        if accelerator is not None:  # DDP-wraps the objective on several processes
+            self.objective, self.optimizer = accelerator.prepare(objective, self.optimizer)
+        process = 0 if accelerator is None else accelerator.process_index
+        self.generator = torch.Generator().manual_seed(seed + process)
+        self.step = 0
+        self.losses: list[float] = []
+
+    def train(self, steps: int, on_step: Callable[[int], None] | None = None,
+              description: str = "steer", progress: bool = True) -> list[float]:
+        """Run until `steps` steps are done in all; `on_step(step)` follows each (checkpoints)."""
+        parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+        with tqdm(total=steps, initial=self.step, desc=description, disable=not progress) as bar:
+            while self.step < steps:
+                indices = self.pairs.draw_indices(self.batch_size, self.generator)
+                batch = self.pairs.noisy_batch(self.base, indices, self.generator)
+                loss = self.objective(batch, self.step)
+                if not torch.isfinite(loss):
+                    raise NonFiniteLossError(f"loss is {loss.item()} at step {self.step}; stopped "
+                                             "(the last checkpoint, if any, is the last good state)")
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.accelerator is None:
+                    loss.backward()
+                else:
+                    self.accelerator.backward(loss)
+                torch.nn.utils.clip_grad_norm_(parameters, self.grad_clip)
+                self.optimizer.step()
+                self.losses.append(loss.item())
+                self.step += 1
+                bar.update()
+                rate = bar.format_dict["rate"]  # steps per second, smoothed by tqdm
+                bar.set_postfix({self.loss_label: f"{loss.item():.4g}",
+                                 "s/step": f"{1 / rate:.3f}" if rate else "?"})
+                if on_step is not None:
+                    on_step(self.step)
+        return self.losses
+
+    def _unwrapped(self) -> SteeringObjective:
+        return self.objective if self.accelerator is None else self.accelerator.unwrap_model(self.objective)
+
+    def state_dict(self) -> dict:
+        return {"objective": self._unwrapped().state_dict(), "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "step": self.step, "losses": list(self.losses)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._unwrapped().load_state_dict(state["objective"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.losses = state["step"], list(state["losses"])
+
+
+def train_adapter(
+    base: FrozenBase, adapter: BPSAdapter, pairs: TrainingPairs, *, steps: int,
+    batch_size: int = 8, lr: float = 1e-3, profile: str = "head-heavy", seed: int = 0,
+    progress: bool = True,
+) -> list[float]:
+    """The official recipe in one call: fit the adapter by ε-MSE with fixed port weights."""
+    objective = DeterministicObjective(base, adapter, profile_weights(base.unet, profile))
+    trainer = SteeringTrainer(base, pairs, objective, batch_size=batch_size, lr=lr, seed=seed)
+    adapter.train()
+    losses = trainer.train(steps, description="steer (deterministic)", progress=progress)
+    adapter.eval()
+    return losses

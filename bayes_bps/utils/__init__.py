@@ -1,0 +1,1 @@
+"""Helpers every stage shares and that know nothing of diffusion: options, images, seeding."""

@@ -1,0 +1,202 @@
+"""The paper figures as matplotlib Figures, shared by paper_figures/, the notebooks and the study.
+
+Each `plot_*` takes what `experiments.analysis` (or the study's CSVs, or a posterior's
+InferenceData) holds and returns a Figure built without pyplot, so nothing here changes
+matplotlib's global state; `save_figure` writes one as PDF and PNG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.ticker
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from ..bayes.diagnostics import HDI_PROB, az
+from ..experiments.analysis import BAND, LargeToSmall, Predictive, band
+from ..utils.grids import predictive_grid
+from ..utils.images import to_unit
+
+BAND_LABEL = f"{BAND[2] - BAND[0]:.0%}"
+
+
+def save_figure(figure: Figure, out: Path, name: str) -> list[Path]:
+    """Write `out/name.pdf` and `out/name.png`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.pdf", out / f"{name}.png"]
+    for path in paths:
+        figure.savefig(path, dpi=150, bbox_inches="tight")
+    return paths
+
+
+def _show(axis, image: Tensor, **style) -> None:
+    """One (C, H, W) image in [0, 1] (or a map with `style`), without ticks."""
+    pixels = image.detach().float().cpu().permute(1, 2, 0).numpy()
+    axis.imshow(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels,
+                **({"cmap": "gray", "vmin": 0, "vmax": 1} | style), interpolation="nearest")
+    axis.set_xticks([])
+    axis.set_yticks([])
+
+
+def plot_port_weights(samples: dict[str, tuple[dict, dict]], port_names: list[str]) -> Figure:
+    """Fusion coefficient per port: the head-heavy prior's median and band, against each run's
+    posterior median and band. `samples` maps a label (e.g. the temperature) to the
+    (posterior, prior) draws of `analysis.coefficient_samples`; the prior is the first's."""
+    figure = Figure(figsize=(max(6.0, 0.45 * len(port_names) + 2), 3.8), layout="constrained")
+    axis = figure.subplots()
+    positions = torch.arange(len(port_names), dtype=torch.double)
+    low, median, high = band(next(iter(samples.values()))[1]["fusion"])
+    axis.fill_between(positions, low, high, step="mid", color="0.85", label=f"prior, {BAND_LABEL} band")
+    axis.step(positions, median, where="mid", color="0.4", label="prior median (head-heavy profile)")
+    for k, (label, (posterior, _)) in enumerate(samples.items()):
+        low, median, high = band(posterior["fusion"])
+        dodge = 0.15 * (k - (len(samples) - 1) / 2)
+        axis.errorbar(positions + dodge, median, yerr=[median - low, high - median], fmt="o", capsize=3,
+                      label=f"posterior, {label}: median, {BAND_LABEL} interval")
+    axis.set_yscale("log")
+    axis.set_xticks(positions, port_names, rotation=60, fontsize=8)
+    axis.set(xlabel="port (encoder → middle → decoder)", ylabel="fusion coefficient $w_k$ (log scale)",
+             title="port weights: head-heavy prior against the posterior")
+    axis.legend(fontsize="small")
+    return figure
+
+
+def plot_gate_profiles(timesteps: Tensor, posterior: Tensor, prior: Tensor, port_names: list[str]) -> Figure:
+    """Small multiples of g_k(t), one panel per port: the posterior median and band against the
+    prior band. `posterior` and `prior` are (draws, timesteps, ports) from `analysis.gate_curves`."""
+    columns = min(5, len(port_names))
+    rows = -(-len(port_names) // columns)
+    figure = Figure(figsize=(2.4 * columns, 2.0 * rows + 0.6), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
+    post, pri = band(posterior), band(prior)
+    for k, name in enumerate(port_names):
+        axis = axes[k // columns][k % columns]
+        axis.fill_between(timesteps, pri[0, :, k], pri[2, :, k], color="0.85", label=f"prior {BAND_LABEL}")
+        axis.fill_between(timesteps, post[0, :, k], post[2, :, k], color="C0", alpha=0.35,
+                          label=f"posterior {BAND_LABEL}")
+        axis.plot(timesteps, post[1, :, k], color="C0", label="posterior median")
+        axis.set_title(name, fontsize=9)
+        axis.set_ylim(0, 1.02)
+    for axis in axes.flat[len(port_names):]:
+        axis.axis("off")
+    for axis in axes.flat[max(0, len(port_names) - columns):len(port_names)]:  # the lowest in each column
+        axis.xaxis.set_tick_params(labelbottom=True)
+        axis.set_xlabel("timestep t (0: clean image)")
+    for axis in axes[:, 0]:
+        axis.set_ylabel("gate $g_k(t)$")
+    axes[0][0].legend(fontsize="x-small", loc="lower left")
+    figure.suptitle("gates over the noise levels: posterior against prior")
+    return figure
+
+
+def plot_predictive_grid(predictive: Predictive, max_draws: int = 4, max_rows: int = 6) -> Figure:
+    """Per sketch (the first `max_rows`): condition | posterior draws | posterior mean | per-pixel
+    posterior sd, the sd on one colour scale for all rows (image units: pixels span [-1, 1])."""
+    count = min(max_rows, len(predictive.captions))
+    mean, sd = predictive.summary
+    columns = {f"draw {k + 1}": draw[:count] for k, draw in enumerate(predictive.draws[:max_draws])}
+    return predictive_grid(predictive.conditions[:count], predictive.captions[:count],
+                           {**columns, "posterior mean": mean[:count]}, sd[:count], cell_inches=1.3)
+
+
+def plot_large_to_small(result: LargeToSmall, columns: int = 8) -> Figure:
+    """Top: base samples for the caption (the large space). Middle: posterior-predictive samples
+    for one of its sketches (the small space). Bottom: how many satisfy the sketch, and diversity."""
+    shown = min(columns, len(result.base))
+    figure = Figure(figsize=(1.1 * (shown + 1) + 1, 5.2))
+    grid = figure.add_gridspec(3, shown + 1, height_ratios=[1, 1, 1.3])
+    rows = [("large space:\nbase, caption\nonly (no sketch)", None, result.base),
+            ("small space:\nsteered by\nthis sketch", result.sketch, result.steered)]
+    for r, (label, condition, images) in enumerate(rows):
+        first = figure.add_subplot(grid[r, 0])
+        if condition is None:
+            first.axis("off")
+            first.text(0.5, 0.5, label, ha="center", va="center", fontsize=8)
+        else:
+            _show(first, condition)
+            first.set_ylabel(label, fontsize=8)
+        for k in range(shown):
+            axis = figure.add_subplot(grid[r, k + 1])
+            _show(axis, to_unit(images[k]))
+            if r == 0:
+                axis.set_title(f"sample {k + 1}", fontsize=8)
+    numbers = result.statistics
+    panels = [("fraction_satisfied", "fraction with edge F1 > 0.5"), ("feature_spread", "feature spread"),
+              ("label_entropy_bits", "label entropy (bits)")]
+    panels = [panel for panel in panels if panel[0] in numbers]
+    bars = grid[2, :].subgridspec(1, len(panels), wspace=0.6)
+    for j, (column, label) in enumerate(panels):
+        axis = figure.add_subplot(bars[0, j])
+        axis.bar(["large", "small"], numbers[column].to_numpy(), color=["0.6", "C0"])
+        axis.set_ylabel(label, fontsize=8)
+        axis.tick_params(labelsize=8)
+    figure.suptitle(f"large to small probability space: \"{result.caption}\" (n = {len(result.base)} each)",
+                    fontsize=10)
+    return figure
+
+
+def plot_uncertainty_vs_error(table, correlations: dict[str, float]) -> Figure:
+    """Per sketch: the mean posterior sd against the error 1 − edge F1, with the correlations."""
+    figure = Figure(figsize=(4.5, 3.5), layout="constrained")
+    axis = figure.subplots()
+    axis.scatter(table.mean_posterior_sd, table.error, label=f"held-out sketches (n = {correlations['n']})")
+    axis.set(xlabel="mean per-pixel posterior sd (image units)", ylabel="error: 1 − edge F1",
+             title=f"Pearson r = {correlations['pearson']:.2f}, Spearman ρ = {correlations['spearman']:.2f}")
+    axis.legend(fontsize="small")
+    return figure
+
+
+def plot_fusion_forest(idata: az.InferenceData) -> Figure:
+    """Forest plot of the fusion coefficients: posterior against the head-heavy prior."""
+    figure = Figure(figsize=(6, 0.35 * idata.posterior.sizes["port"] + 1.5), layout="constrained")
+    axis = figure.subplots()
+    prior_as_draws = az.InferenceData(posterior=idata.prior)
+    az.plot_forest([idata, prior_as_draws], model_names=["posterior", "prior"], var_names=["fusion"],
+                   combined=True, hdi_prob=HDI_PROB, ax=axis)
+    axis.set_xscale("log")
+    axis.set_xlabel(f"fusion coefficient w (log scale); {HDI_PROB:.0%} HDI")
+    axis.set_title("fusion coefficients: posterior vs head-heavy prior")
+    return figure
+
+
+def plot_data_efficiency(rows: list[dict]) -> Figure:
+    """Metric against N (log scale), one panel per (domain, metric), one line per method.
+
+    Points are the mean over seeds; error bars span the seeds' standard deviation (with one
+    seed, the cell's bootstrap interval)."""
+    domains = list(dict.fromkeys(row["domain"] for row in rows))
+    metrics = list(dict.fromkeys(row["metric"] for row in rows))
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    figure = Figure(figsize=(3.6 * len(metrics), 3.0 * len(domains)), layout="constrained")
+    axes = figure.subplots(len(domains), len(metrics), squeeze=False)
+    for (i, domain), (j, metric) in ((d, m) for d in enumerate(domains) for m in enumerate(metrics)):
+        axis = axes[i][j]
+        for k, method in enumerate(methods):
+            dodge = 1.06 ** (k - (len(methods) - 1) / 2)  # side by side on the log axis
+            cell = [row for row in rows if (row["domain"], row["metric"], row["method"]) == (domain, metric, method)]
+            sizes = sorted({int(row["n_train"]) for row in cell})
+            if not sizes:
+                continue
+            means, lows, highs = [], [], []
+            for n in sizes:
+                at_n = [row for row in cell if int(row["n_train"]) == n]
+                values = torch.tensor([float(row["value"]) for row in at_n])
+                mean = values.mean().item()
+                if len(values) > 1:
+                    low, high = mean - values.std().item(), mean + values.std().item()
+                else:
+                    low, high = float(at_n[0]["low"]), float(at_n[0]["high"])
+                means.append(mean)
+                lows.append(mean - low)
+                highs.append(high - mean)
+            axis.errorbar([n * dodge for n in sizes], means, yerr=[lows, highs], marker="o", capsize=3,
+                          label=method)
+        axis.set_xscale("log")
+        axis.set_xticks(sorted({int(row["n_train"]) for row in rows}))
+        axis.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.set(xlabel="training pairs N", ylabel=metric, title=f"{domain}: {metric}")
+    axes[0][0].legend(fontsize="small")
+    return figure

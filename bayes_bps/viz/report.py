@@ -1,0 +1,105 @@
+"""What a finished fit writes: the posterior of the coefficients, a sample grid, an evaluation.
+
+- posterior.nc, posterior_summary.csv, fusion_forest.png: the coefficients' posterior against
+  their prior (Bayesian runs);
+- samples.png: condition | unsteered base | steered with the posterior-mean coefficients |
+  per-pixel posterior sd over K posterior draws (all from the same initial noise, so the sd
+  is the spread the coefficients' uncertainty causes);
+- evaluation.json: condition fidelity of unsteered, steered (posterior-mean coefficients) and,
+  for Bayesian runs, posterior-predictive samples on held-out conditions (the test split; the
+  training pairs for a folder dataset, which has none): each score's mean with its bootstrap
+  interval and n.
+
+`fit_and_report` is the whole of `python -m bayes_bps.fit`: the fit, then this report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..base import ddim_sample
+from ..base.classifier import caption_agreement
+from ..bayes import COEFFICIENTS, ELBOObjective, posterior_draws, prior_draws
+from ..bayes.diagnostics import summary_table, to_inference_data
+from ..metrics import condition_fidelity, mean_estimate
+from ..sampling import one_draw_per_image, posterior_predictive, predictive_summary, steered_ddim_sample
+from ..training import FitOptions, FittedRun
+from ..training.fitting import fit
+from ..utils.grids import predictive_grid, save_png
+from .figures import plot_fusion_forest
+
+SUMMARY_DRAWS = 1000  # guide draws behind the posterior summary (cheap: no UNet involved)
+
+
+def _posterior(objective: ELBOObjective, run_dir: Path) -> dict:
+    """Write posterior.nc, the summary and the forest plot; return the posterior-mean coefficients."""
+    model, guide = objective.model, objective.guide
+    draws = posterior_draws(guide, SUMMARY_DRAWS)
+    idata = to_inference_data(draws, prior_draws(model, SUMMARY_DRAWS), model.port_names)
+    idata.to_netcdf(str(run_dir / "posterior.nc"))
+    summary_table(idata).to_csv(run_dir / "posterior_summary.csv")
+    save_png(plot_fusion_forest(idata), run_dir / "fusion_forest.png")
+    mean = {name: draws[name].mean(dim=0) for name in COEFFICIENTS}
+    heads = {site: value for site, value in guide.median().items() if site not in COEFFICIENTS}
+    return {**mean, **heads}
+
+
+def fidelity(run: FittedRun, images: torch.Tensor, conditions: torch.Tensor, captions: list[str]) -> dict[str, dict]:
+    """The task's condition-fidelity scores (mean, bootstrap interval, n), and the classifier's
+    caption agreement against its chance level when the base knows the run's domain."""
+    options, base = run.options, run.base
+    scores = {name: mean_estimate(values).to_dict()
+              for name, values in condition_fidelity(options.task, images, conditions, captions).items()}
+    if base.classifier is not None and base.domain == options.domain_name:
+        agreement = caption_agreement(base.classifier, images.to(base.device), captions)
+        scores["caption_agreement"] = {"value": agreement.pop("agreement"), **agreement}
+    return scores
+
+
+def write_report(run: FittedRun, run_dir: Path, progress: bool = True) -> dict:
+    options, base, objective = run.options, run.base, run.objective
+    sampling = {"steps": options.ddim_steps, "guidance_scale": options.guidance_scale,
+                "seed": options.seed, "progress": progress}
+    if run.bayesian:
+        model = objective.model
+        coefficients = _posterior(objective, run_dir)
+        adapter, weights = model.adapter_with_heads(coefficients), model.weights_for(coefficients)
+    else:
+        adapter, weights = objective.adapter, objective.weights
+
+    # 1. held-out evaluation: unsteered and steered from the same noise; a Bayesian run also
+    #    samples its posterior predictive (each image with its own draw of the coefficients)
+    images, conditions, captions, split = run.held_out(options.eval_samples)
+    unsteered = ddim_sample(base, captions, **sampling)
+    steered = steered_ddim_sample(base, adapter, weights, conditions, captions, **sampling)
+    evaluation = {"conditions": split, "task": options.task,
+                  "unsteered": fidelity(run, unsteered, conditions, captions),
+                  "steered": fidelity(run, steered, conditions, captions)}
+    if run.bayesian and not model.bayesian_heads:
+        predictive = one_draw_per_image(objective, conditions, captions, **sampling)
+        evaluation["posterior_predictive"] = fidelity(run, predictive, conditions, captions)
+    evaluation["real"] = fidelity(run, images, conditions, captions)
+    (run_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
+
+    # 2. the sample grid, with the posterior sd over K draws for Bayesian runs
+    shown = min(options.grid_conditions, len(captions))
+    columns = {"unsteered": unsteered[:shown].cpu(),
+               "posterior mean" if run.bayesian else "steered": steered[:shown].cpu()}
+    spread = None
+    if run.bayesian:
+        draws = posterior_predictive(run, conditions[:shown], captions[:shown], options.posterior_draws, **sampling)
+        spread = predictive_summary(draws)[1].cpu()  # (shown, 1, H, W)
+    save_png(predictive_grid(conditions[:shown], captions[:shown], columns, spread), run_dir / "samples.png")
+    return evaluation
+
+
+def fit_and_report(options: FitOptions, resume: bool = False, explicit: set[str] = frozenset(),
+                   progress: bool = True) -> Path:
+    """Fit (or resume) a run, then write its report from the main process; returns the run folder."""
+    run, accelerator = fit(options, resume, explicit, progress)
+    if accelerator.is_main_process:
+        write_report(run, run.options.run_dir, progress=progress)
+    return run.options.run_dir
