@@ -33,8 +33,8 @@ def sample_base(options: SampleOptions) -> Path:
     base = FrozenBase.from_pretrained(options.base or "shapes")
     captions = options.caption or held_out_captions(base, options.num_captions)
     out = options.out or Path("samples.png")
-    save_png(caption_grid(base, captions, options.n or 6, steps=options.steps,
-                          guidance_scale=options.guidance_scale, seed=options.seed), out)
+    save_png(caption_grid(base, captions, options.n or 6, steps=options.steps, guidance_scale=options.guidance_scale,
+                          seed=options.seed, scheduler=options.scheduler), out)
     option_files.write(options, out.with_suffix(".options.json"))
     return out
 
@@ -63,12 +63,12 @@ def sample_run(options: SampleOptions) -> Path:
     run = load_run(options.run_dir, options.checkpoint)
     conditions, captions = run_conditions(run, options)
     draws = posterior_predictive(run, conditions, captions, options.draws or 8, steps=options.steps,
-                                 seed=options.seed, guidance_scale=options.guidance_scale)
+                                 seed=options.seed, guidance_scale=options.guidance_scale, scheduler=options.scheduler)
     if not run.bayesian:
         print("a deterministic run has no posterior: one sample per condition, zero sd")
     out = write_samples(options.out or options.run_dir / "samples", draws, conditions, captions,
                         seed=options.seed, steps=options.steps, guidance_scale=options.guidance_scale,
-                        bayesian=run.bayesian)
+                        scheduler=options.scheduler, bayesian=run.bayesian)
     option_files.write(options, out / "options.json")
     return out
 

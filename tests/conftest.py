@@ -9,3 +9,9 @@ from bayes_bps.viz.figure_runs import tiny_base as pretrain_tiny_base
 def tiny_base(tmp_path_factory):
     """A digits base pretrained for two steps at 16x16: every output exists, nothing is good."""
     return pretrain_tiny_base(tmp_path_factory.mktemp("bases"))
+
+
+@pytest.fixture(autouse=True)
+def sample_cache(tmp_path_factory, monkeypatch):
+    """The unsteered-sample cache of fits goes to a temporary folder, never the user's home."""
+    monkeypatch.setenv("BAYES_BPS_CACHE", str(tmp_path_factory.mktemp("cache")))

@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import ControlNetModel, T2IAdapter, UNet2DConditionModel
 
-from bayes_bps.base import TrainingPairs, ddim_sample
+from bayes_bps.base import TrainingPairs, sample_images
 from bayes_bps.experiments.baselines import (
     BASELINES,
     BaselineObjective,
@@ -147,13 +147,13 @@ def test_ddim_sampling_inside_the_context(base, method, tmp_path):
         randomise_zero_convs(module)
     conditions = inputs(base)[3]
     with baseline.steering(base.unet, module, conditions):
-        images = ddim_sample(base, CAPTIONS[:2], steps=2, guidance_scale=2.0, progress=False)
+        images = sample_images(base, CAPTIONS[:2], steps=2, guidance_scale=2.0, progress=False)
     assert images.shape == (2, 3, 16, 16) and torch.isfinite(images).all() and no_hooks(base.unet)
     # the exported module reloads through diffusers and steers the same
     module.save_pretrained(tmp_path)
     reloaded = (ControlNetModel if method == "controlnet" else T2IAdapter).from_pretrained(tmp_path)
     with baseline.steering(base.unet, reloaded, conditions):
-        again = ddim_sample(base, CAPTIONS[:2], steps=2, guidance_scale=2.0, progress=False)
+        again = sample_images(base, CAPTIONS[:2], steps=2, guidance_scale=2.0, progress=False)
     assert torch.allclose(again, images, atol=1e-5)
 
 

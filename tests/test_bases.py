@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bayes_bps.base import ddim_sample
+from bayes_bps.base import sample_images
 from bayes_bps.base.classifier import caption_agreement
 from bayes_bps.base.frozen import EMBEDDED_BASES, EMBEDDED_BASES_DIR, FrozenBase
 from bayes_bps.data import make_dataset
@@ -46,8 +46,8 @@ def test_the_shipped_classifier_reads_real_test_images(base):
 def test_sampling_is_reproducible_from_the_seed(base):
     _, base = base
     captions = ["a handwritten digit 4", "a red circle and a blue square"]
-    first, again = (ddim_sample(base, captions, steps=4, seed=0, progress=False) for _ in range(2))
-    other = ddim_sample(base, captions, steps=4, seed=1, progress=False)
+    first, again = (sample_images(base, captions, steps=4, seed=0, progress=False) for _ in range(2))
+    other = sample_images(base, captions, steps=4, seed=1, progress=False)
     assert first.shape == (2, base.image_channels, 32, 32)
     assert torch.equal(first, again) and not torch.equal(first, other)
 
@@ -61,7 +61,7 @@ def test_samples_show_their_captions_well_above_chance(name, score, bound):
     base = FrozenBase.from_pretrained(name)
     test = make_dataset(name, split="test", length=40)
     captions = [test[i][2] for i in range(40)]
-    samples = ddim_sample(base, captions, steps=25, seed=0, progress=False)
+    samples = sample_images(base, captions, steps=25, seed=0, progress=False)
     result = caption_agreement(base.classifier, samples, captions)
     chance = result["chance"] if score == "agreement" else result["label_f1_chance"]
     assert result[score] >= bound > 1.5 * chance, result

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bayes_bps.base import FrozenBase, ddim_sample
+from bayes_bps.base import FrozenBase, sample_images
 from bayes_bps.base.pretraining import PretrainOptions, build_scheduler, min_snr_weights, pretrain
 from bayes_bps.data import build_sketch_dataset
 from bayes_bps.pretrain import main
@@ -34,7 +34,7 @@ def test_few_step_pretrain_writes_a_loadable_base_with_a_model_card(tmp_path):
     stats = json.loads((out / "pretrain_stats.json").read_text())
     assert stats["evaluation"]["generated"]["n"] == 6
     assert torch.isfinite(torch.tensor(stats["final_loss"]))
-    images = ddim_sample(base, ["a handwritten digit 3"], steps=2, progress=False)
+    images = sample_images(base, ["a handwritten digit 3"], steps=2, progress=False)
     assert images.shape == (1, 1, 32, 32)
 
     # a second stage continues from the first one's weights and keeps its history

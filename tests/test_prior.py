@@ -19,7 +19,7 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from bayes_bps.base import FrozenBase, ddim_sample
+from bayes_bps.base import FrozenBase, sample_images
 
 
 def _tiny_clip_tokenizer(folder):
@@ -103,7 +103,7 @@ def test_encoders_and_noise_schedule(tiny_sd):
 
 def test_sampling_runs_in_latent_space(tiny_sd):
     base = FrozenBase.from_pretrained(tiny_sd[0])
-    images = ddim_sample(base, ["a cat"], steps=2, guidance_scale=2.0, progress=False)
+    images = sample_images(base, ["a cat"], steps=2, guidance_scale=2.0, progress=False)
     assert images.shape == (1, 3, 32, 32)
 
 

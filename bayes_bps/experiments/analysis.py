@@ -21,7 +21,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
-from ..base import NoisyBatch, ddim_sample
+from ..base import NoisyBatch, sample_images
 from ..bayes import COEFFICIENTS, port_weights, posterior_draws, prior_draws
 from ..metrics import domain_features, edge_f1
 from ..sampling import one_draw_per_image, posterior_predictive, predictive_summary
@@ -126,7 +126,7 @@ def large_to_small(run: FittedRun, num_samples: int = 16, *, index: int = 0, ste
     _, conditions, captions, _ = run.held_out(index + 1)
     sketch, caption = conditions[index], captions[index]
     prompts, sampling = [caption] * num_samples, {"steps": steps, "seed": seed, "progress": False}
-    base = ddim_sample(run.base, prompts, **sampling).cpu()
+    base = sample_images(run.base, prompts, **sampling).cpu()
     sketches = sketch[None].expand(num_samples, -1, -1, -1)
     steered = one_draw_per_image(run.objective, sketches, prompts, **sampling).cpu()
     statistics = pd.DataFrame([

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from ..base import FrozenBase, TrainingPairs, ddim_sample
+from ..base import FrozenBase, TrainingPairs, sample_images
 from ..training import FitOptions, SteeringObjective, SteeringTrainer, build_objective, trainable_parameters
 from ..utils.seeding import seeded
 from .baselines import BASELINES
@@ -63,7 +63,7 @@ class FittedMethod:
         """One image in [-1, 1] per (condition, caption), from seeded DDIM noise and (for the
         Bayesian method) seeded posterior draws."""
         with seeded(seed), self.steering(conditions.to(base.device)):
-            return ddim_sample(base, captions, steps=steps, seed=seed, progress=progress)
+            return sample_images(base, captions, steps=steps, seed=seed, progress=progress)
 
 
 def fit_method(name: str, base: FrozenBase, pairs: TrainingPairs, options: FitOptions,

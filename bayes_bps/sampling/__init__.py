@@ -8,7 +8,7 @@ from .predictive import (
     predictive_summary,
     steered_draws,
 )
-from .steered import steered_ddim_sample
+from .steered import steered_sample_images
 
 __all__ = ["coefficient_draws", "held_out_captions", "load_condition", "one_draw_per_image",
-           "posterior_predictive", "predictive_summary", "steered_ddim_sample", "steered_draws", "write_samples"]
+           "posterior_predictive", "predictive_summary", "steered_sample_images", "steered_draws", "write_samples"]

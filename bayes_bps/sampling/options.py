@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..base import DEFAULT_GUIDANCE_SCALE
+from ..base import DEFAULT_GUIDANCE_SCALE, SCHEDULERS
 from ..utils.options import option
 
 RUN_ONLY = ("split", "condition", "draws", "checkpoint")
@@ -27,7 +27,8 @@ class SampleOptions:
     draws: int | None = option(None, "with RUN_DIR: posterior draws per condition [8] (a deterministic run "
                                "gives one)", low=1)
     checkpoint: Path | None = option(None, "with RUN_DIR: checkpoint folder [the latest]")
-    steps: int = option(50, "DDIM steps", low=1, high=1000)
+    steps: int = option(50, "sampling steps", low=1, high=1000)
+    scheduler: str = option("ddim", "sampler", choices=SCHEDULERS)
     guidance_scale: float = option(DEFAULT_GUIDANCE_SCALE, "classifier-free guidance (1: off)", above=0)
     seed: int = option(0, "seed of the initial noise and the posterior draws", low=0)
     out: Path | None = option(None, "PNG grid to write [samples.png]; with RUN_DIR: folder to write "

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 
 import torch
 
-from ..base import DEFAULT_GUIDANCE_SCALE, ddim_sample, start_noise
+from ..base import DEFAULT_GUIDANCE_SCALE, sample_images, start_noise
 from ..bayes import HEAD_SITE, BayesianSteering, ELBOObjective, posterior_draws
 from ..training import FittedRun
 from ..utils.seeding import seeded
-from .steered import steered_ddim_sample
+from .steered import steered_sample_images
 
 
 def coefficient_draws(run: FittedRun, num_draws: int, seed: int) -> dict[str, torch.Tensor]:
@@ -30,7 +30,7 @@ def steered_draws(model: BayesianSteering, draws: Mapping[str, torch.Tensor], co
                   captions: list[str], *, seed: int = 0, **sampling) -> torch.Tensor:
     """(K, B, C, H, W): each of the B conditions steered by each of the K coefficient draws.
 
-    Every draw of condition j starts from the same x_T (the one `ddim_sample` draws from
+    Every draw of condition j starts from the same x_T (the one `sample_images` draws from
     `seed` for B captions), so the spread across draws is the coefficients' uncertainty alone.
     The K draws run as one DDIM loop over K·B images, each image with its draw's port weights.
     Bayesian port heads are adapter weights, which one adapter call cannot vary per image: then
@@ -40,11 +40,12 @@ def steered_draws(model: BayesianSteering, draws: Mapping[str, torch.Tensor], co
     if any(site.startswith(HEAD_SITE) for site in draws):
         one_by_one = ({site: value[k] for site, value in draws.items()} for k in range(num_draws))
         return torch.stack([
-            steered_ddim_sample(model.base, model.adapter_with_heads(draw), model.weights_for(draw), conditions,
+            steered_sample_images(model.base, model.adapter_with_heads(draw), model.weights_for(draw), conditions,
                                 captions, seed=seed, noise=noise, **sampling) for draw in one_by_one])
-    images = steered_ddim_sample(model.base, model.adapter, model.weights_per_image(draws, batch),
-                                 conditions.repeat(num_draws, 1, 1, 1), list(captions) * num_draws,
-                                 seed=seed, noise=noise.repeat(num_draws, 1, 1, 1), **sampling)
+    # the conditions once: `steer` tiles them to the K·B images and runs the adapter once per step
+    images = steered_sample_images(model.base, model.adapter, model.weights_per_image(draws, batch), conditions,
+                                 list(captions) * num_draws, seed=seed, noise=noise.repeat(num_draws, 1, 1, 1),
+                                 **sampling)
     return images.unflatten(0, (num_draws, batch))
 
 
@@ -56,21 +57,22 @@ def one_draw_per_image(objective: ELBOObjective, conditions: torch.Tensor, capti
     The draws come from `seed` (the caller's RNG state is kept), as does the noise."""
     base = objective.model.base
     with seeded(seed), objective.steering(conditions.to(base.device)):
-        return ddim_sample(base, captions, seed=seed, **sampling)
+        return sample_images(base, captions, seed=seed, **sampling)
 
 
 def posterior_predictive(run: FittedRun, conditions: torch.Tensor, captions: list[str], num_draws: int, *,
                          steps: int = 50, seed: int = 0, guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
-                         progress: bool = True) -> torch.Tensor:
+                         progress: bool = True, scheduler: str = "ddim") -> torch.Tensor:
     """Samples in [-1, 1], (K, B, C, H, W): K posterior draws of the gates and fusion
     coefficients (and heads, if Bayesian) per condition, all from the condition's one x_T
     (see `steered_draws`). Time and memory are linear in K (one batch of K·B images: pass fewer
     conditions per call for a large base). A deterministic run has no posterior: it gives one
     draw, (1, B, C, H, W), whatever `num_draws`."""
-    sampling = {"steps": steps, "seed": seed, "guidance_scale": guidance_scale, "progress": progress}
+    sampling = {"steps": steps, "seed": seed, "guidance_scale": guidance_scale, "progress": progress,
+                "scheduler": scheduler}
     if not run.bayesian:
         objective = run.objective
-        return steered_ddim_sample(run.base, objective.adapter, objective.weights, conditions, captions,
+        return steered_sample_images(run.base, objective.adapter, objective.weights, conditions, captions,
                                    **sampling)[None]
     draws = coefficient_draws(run, num_draws, seed)
     return steered_draws(run.objective.model, draws, conditions, captions, **sampling)

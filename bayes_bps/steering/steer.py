@@ -97,17 +97,25 @@ def steer(unet: nn.Module, adapter: Adapter, condition: Tensor, weights: PortWei
         # 1. this call's sample and timestep, positional or keyword as in UNet2DConditionModel.forward
         sample, timestep, _ = unet_call_inputs(args, kwargs)
         batch = sample.shape[0]
-        # 2. the frozen time embedding: an input of the adapter, nothing in it is fitted; in the
+        timesteps = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(batch)
+        # 2. the UNet batch is copies of the condition batch (classifier-free guidance's [uncond;
+        #    cond], or K posterior draws); the adapter sees only the condition and t, so when
+        #    every copy has the same t it runs once on the conditions and its residuals are tiled
+        repeated = repeat_to_batch(condition, batch)
+        copies = timesteps.view(batch // len(condition), len(condition))
+        shared = bool((copies == copies[:1]).all())
+        inputs, steps = (condition, copies[0]) if shared else (repeated, timesteps)
+        # 3. the frozen time embedding: an input of the adapter, nothing in it is fitted; in the
         #    condition's dtype, since an fp32 adapter may steer an fp16 UNet
         with torch.no_grad():
-            time_embedding = unet.time_embedding(unet.get_time_embed(sample, timestep)).to(condition.dtype)
-        # 3. the condition repeated to the UNet batch (classifier-free guidance doubles it)
-        repeated = repeat_to_batch(condition, batch)
-        # 4. run the adapter once and stash the weighted residuals for the block hooks
-        residuals = adapter(repeated, time_embedding, sample_size=tuple(sample.shape[-2:]))
+            embedded = unet.get_time_embed(sample[: len(inputs)], steps)
+            time_embedding = unet.time_embedding(embedded).to(condition.dtype)
+        # 4. run the adapter and stash the weighted residuals for the block hooks
+        residuals = adapter(inputs, time_embedding, sample_size=tuple(sample.shape[-2:]))
         if set(residuals) - port_names:
             raise ValueError(f"the adapter steers ports the UNet does not have: {sorted(set(residuals) - port_names)}")
-        timesteps = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(batch)
+        if shared:
+            residuals = {name: repeat_to_batch(r, batch) for name, r in residuals.items()}
         call_weights = weights(timesteps) if callable(weights) else weights
         _check_weights(call_weights, port_names)
         stash.clear()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..base import DEFAULT_GUIDANCE_SCALE
+from ..base import DEFAULT_GUIDANCE_SCALE, SCHEDULERS
 from ..bayes import SteeringPriors
 from ..data import check_task, parse_domain
 from ..steering import PRESETS, PROFILES
@@ -45,8 +45,11 @@ class FitOptions:
     posterior_draws: int = option(8, "posterior draws per condition behind the sd in samples.png", low=2)
     grid_conditions: int = option(6, "conditions shown in samples.png", low=1)
     eval_samples: int = option(64, "test conditions for evaluation.json", low=1)
-    ddim_steps: int = option(50, "DDIM steps when sampling", low=1)
+    ddim_steps: int = option(50, "sampling steps of the evaluation (DDIM by default)", low=1)
+    scheduler: str = option("ddim", "sampler of the evaluation", choices=SCHEDULERS)
     guidance_scale: float = option(DEFAULT_GUIDANCE_SCALE, "classifier-free guidance scale when sampling", above=0)
+    sample_cache: bool = option(True, "reuse the unsteered evaluation samples of earlier fits of the same base "
+                                "($BAYES_BPS_CACHE, default ~/.cache/bayes_bps)")
 
     def validate(self) -> None:
         parse_domain(self.domain)

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from ..base import ddim_sample
 from ..base.classifier import caption_agreement
+from ..base.sample_cache import cached_sample_images, default_cache
 from ..bayes import COEFFICIENTS, ELBOObjective, posterior_draws, prior_draws
 from ..bayes.diagnostics import summary_table, to_inference_data
 from ..metrics import condition_fidelity, mean_estimate
-from ..sampling import one_draw_per_image, posterior_predictive, predictive_summary, steered_ddim_sample
+from ..sampling import one_draw_per_image, posterior_predictive, predictive_summary, steered_sample_images
 from ..training import FitOptions, FittedRun
 from ..training.fitting import fit
 from ..utils.grids import predictive_grid, save_png
@@ -62,7 +62,7 @@ def fidelity(run: FittedRun, images: torch.Tensor, conditions: torch.Tensor, cap
 def write_report(run: FittedRun, run_dir: Path, progress: bool = True) -> dict:
     options, base, objective = run.options, run.base, run.objective
     sampling = {"steps": options.ddim_steps, "guidance_scale": options.guidance_scale,
-                "seed": options.seed, "progress": progress}
+                "seed": options.seed, "progress": progress, "scheduler": options.scheduler}
     if run.bayesian:
         model = objective.model
         coefficients = _posterior(objective, run_dir)
@@ -73,8 +73,9 @@ def write_report(run: FittedRun, run_dir: Path, progress: bool = True) -> dict:
     # 1. held-out evaluation: unsteered and steered from the same noise; a Bayesian run also
     #    samples its posterior predictive (each image with its own draw of the coefficients)
     images, conditions, captions, split = run.held_out(options.eval_samples)
-    unsteered = ddim_sample(base, captions, **sampling)
-    steered = steered_ddim_sample(base, adapter, weights, conditions, captions, **sampling)
+    unsteered = cached_sample_images(base, captions, cache=default_cache() if options.sample_cache else None,
+                                   **sampling)
+    steered = steered_sample_images(base, adapter, weights, conditions, captions, **sampling)
     evaluation = {"conditions": split, "task": options.task,
                   "unsteered": fidelity(run, unsteered, conditions, captions),
                   "steered": fidelity(run, steered, conditions, captions)}

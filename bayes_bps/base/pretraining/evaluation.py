@@ -10,7 +10,7 @@ from ...data import make_dataset, parse_domain
 from ...utils.grids import save_png
 from ..classifier import caption_agreement
 from ..frozen import FrozenBase
-from ..sampler import caption_grid, ddim_sample
+from ..sampler import caption_grid, sample_images
 from .options import PretrainOptions
 
 
@@ -32,7 +32,7 @@ def evaluate_base(out: Path, options: PretrainOptions) -> dict:
                           guidance_scale=options.guidance_scale, seed=options.seed), out / "samples.png")
     evaluation = {}
     for name, scale in (("generated", options.guidance_scale), ("generated_unguided", 1.0)):
-        generated = ddim_sample(base, captions, steps=options.eval_ddim_steps, guidance_scale=scale,
+        generated = sample_images(base, captions, steps=options.eval_ddim_steps, guidance_scale=scale,
                                 seed=options.seed)
         evaluation[name] = caption_agreement(base.classifier, generated, captions, seed=options.seed)
         evaluation[name]["guidance_scale"] = scale

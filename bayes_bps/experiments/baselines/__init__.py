@@ -4,13 +4,13 @@ The data-efficiency study trains each baseline on the same pairs, steps and seed
 the same `SteeringTrainer`, so the only difference is the steering network. Each baseline comes
 as a builder (a fresh module shaped for the base's UNet) and a steering context that, like
 `steering.steer`, makes every call of the frozen UNet inside it steered, so
-`base.predict_noise` and `base.ddim_sample` need no change:
+`base.predict_noise` and `base.sample_images` need no change:
 
     baseline = BASELINES["controlnet"]
     objective = baseline.objective(base, baseline.build(base, pairs.condition_channels))
     SteeringTrainer(base, pairs, objective, batch_size=8, lr=1e-3).train(steps)
     with objective.steering(conditions):
-        images = ddim_sample(base, captions)
+        images = sample_images(base, captions)
 
 The diffusers classes are used unchanged; only their configuration is chosen here so that they
 fit a pixel-space base (latent factor 1) as well as SD1.5 (factor 8).
