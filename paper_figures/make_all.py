@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 import data_efficiency
-import gate_profiles
 import large_to_small
 import port_weights
 import sample_grids
+import weight_profiles
 from common import parse_args
 
-FIGURES = [port_weights, data_efficiency, sample_grids, gate_profiles, large_to_small]
+FIGURES = [port_weights, data_efficiency, sample_grids, weight_profiles, large_to_small]
 
 
 def main(argv: list[str] | None = None) -> list:

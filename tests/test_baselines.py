@@ -128,7 +128,7 @@ def test_training_moves_only_the_baseline(base, method):
     before = {k: v.clone() for k, v in module.state_dict().items()}
     objective = baseline.objective(base, module)
     assert isinstance(objective, BaselineObjective) and objective.export_adapter() is module
-    assert sum(p.numel() for g in objective.parameter_groups(1e-3, 1e-2) for p in g["params"]) == \
+    assert sum(p.numel() for g in objective.parameter_groups(1e-3, guide_lr=1e-2) for p in g["params"]) == \
         trainable_parameters(module) > 0
     losses = SteeringTrainer(base, pairs, objective, batch_size=2, lr=1e-3).train(3, progress=False)
     assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))

@@ -1,4 +1,4 @@
-"""The Bayesian steering model on a tiny base: priors, guide start, port weights, errors."""
+"""The Bayesian steering model on a tiny base: priors, guide start, port weights, identification."""
 
 import pytest
 import torch
@@ -13,8 +13,11 @@ from bayes_bps.bayes import (
     port_weights,
     posterior_draws,
 )
+from bayes_bps.bayes.objective import strength_at
+from bayes_bps.bayes.weights import STEERING_UNIT
 from bayes_bps.data import make_dataset
-from bayes_bps.steering import build_adapter, profile_weights
+from bayes_bps.steering import build_adapter, find_ports, profile_weights
+from bayes_bps.steering.reference import hidden_scales
 from tests.tiny_models import tiny_pixel_base
 
 
@@ -27,40 +30,78 @@ def setup():
     return base, pairs, batch
 
 
-def _model(base, priors=None, profile="head-heavy"):
+def _model(base, priors=None, profile="head-heavy", pairs=None):
     torch.manual_seed(0)
-    return BayesianSteering(base, build_adapter(base, "tiny", 1), profile_weights(base.unet, profile),
-                            n_train=4, temperature=per_example_temperature(base), priors=priors)
+    reference = ({p.name: 1.0 for p in find_ports(base.unet)} if pairs is None
+                 else hidden_scales(base, pairs))
+    return BayesianSteering(base, build_adapter(base, "tiny", 1, scale_free=True),
+                            profile_weights(base.unet, profile), reference, n_train=4,
+                            temperature=per_example_temperature(base), priors=priors)
 
 
 def test_the_guide_starts_at_the_prior(setup):
     base, _, batch = setup
-    priors = SteeringPriors(fusion_scale=0.3, gate_bias_scale=0.7, gate_slope_scale=1.5)
+    priors = SteeringPriors(fusion_scale=0.3, slope_scale=1.5)
     objective = ELBOObjective(_model(base, priors), batch)
     median, guide = objective.guide.median(), objective.guide
     profile = torch.tensor(list(profile_weights(base.unet, "head-heavy").values()))
     torch.testing.assert_close(median["fusion"], profile)
-    assert torch.all(median["gate_bias"] == 3.0) and torch.all(median["gate_slope"] == 0.0)
-    for site, scale in (("fusion", 0.3), ("gate_bias", 0.7), ("gate_slope", 1.5)):
+    assert torch.all(median["slope"] == 0.0)
+    for site, scale in (("fusion", 0.3), ("slope", 1.5)):
         torch.testing.assert_close(getattr(guide.scales, site), torch.full_like(profile, scale))
     assert per_example_temperature(base) == 1 / (3 * 16 * 16)
 
 
-def test_at_initialisation_the_steered_model_is_the_frozen_prior(setup):
+def test_at_step_zero_the_steered_model_is_the_frozen_base_and_then_it_steers(setup):
     base, _, batch = setup
     model = _model(base)
     with torch.no_grad():
-        steered = model(batch)
         frozen = base.predict_noise(batch.noisy, batch.timesteps, batch.caption_states)
-    assert (steered - frozen).abs().max() == 0  # the heads are zero, whatever w and g are drawn
+        assert (model(batch, strength=strength_at(0, 100)) - frozen).abs().max() == 0
+        assert (model(batch) - frozen).abs().max() > 1e-3  # random heads, full strength
+    assert [strength_at(step, 4) for step in (0, 1, 4, 9)] == [0.0, 0.25, 1.0, 1.0]
 
 
-def test_port_weights_are_fusion_times_gate():
-    fusion, bias, slope = torch.tensor([2.0, 1.0]), torch.tensor([0.0, 3.0]), torch.tensor([4.0, 0.0])
-    weights = port_weights(fusion, bias, slope, torch.tensor([0, 500, 1000]), 1000, ["a", "b"])
-    tau = torch.tensor([-0.5, 0.0, 0.5])
-    torch.testing.assert_close(weights["a"], 2.0 * torch.sigmoid(4.0 * tau))
-    torch.testing.assert_close(weights["b"], torch.sigmoid(torch.tensor(3.0)).expand(3))
+def test_port_weights_are_fusion_times_time_profile_times_scale():
+    fusion, slope = torch.tensor([2.0, 1.0]), torch.tensor([1.5, 0.0])
+    weights = port_weights(fusion, slope, torch.tensor([0, 500, 1000]), 1000, ["a", "b"],
+                           scale=torch.tensor([0.5, 1.0]))
+    tau = torch.tensor([-1.0, 0.0, 1.0])  # τ(t) = 2t/T − 1
+    torch.testing.assert_close(weights["a"], 0.5 * 2.0 * torch.exp(1.5 * tau))
+    torch.testing.assert_close(weights["b"], torch.ones(3))
+
+
+def test_a_residual_is_exactly_as_large_as_its_weight_says(setup):
+    """Scale-free heads: the residual added at port k has RMS w_k exp(s_k τ) ρ_k / 16, whatever
+    the network's weights, so no parameter of the network can stand in for w_k."""
+    base, pairs, batch = setup
+    model = _model(base, pairs=pairs)
+    coefficients = model.prior_median()
+    time_embedding = base.unet.time_embedding(base.unet.get_time_embed(batch.noisy, batch.timesteps))
+    with torch.no_grad():
+        residuals = model.adapter(batch.conditions, time_embedding)
+        weights = model.weights_for(coefficients)(batch.timesteps)
+        for head in model.adapter.heads:  # rescaling a head changes nothing
+            head.weight.mul_(7.0)
+            head.bias.mul_(7.0)
+        rescaled = model.adapter(batch.conditions, time_embedding)
+    coefficients["slope"] = torch.linspace(-1, 1, len(model.port_names))
+    weights = model.weights_for(coefficients)(batch.timesteps)
+    tau = 2 * batch.timesteps.float() / base.num_train_timesteps - 1
+    for k, name in enumerate(model.port_names):
+        rms = (weights[name].view(-1, 1, 1, 1) * residuals[name]).square().mean(dim=(1, 2, 3)).sqrt()
+        expected = coefficients["fusion"][k] * torch.exp(coefficients["slope"][k] * tau) * model.reference[k]
+        expected = expected * STEERING_UNIT
+        torch.testing.assert_close(rms, expected, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(rescaled[name], residuals[name], rtol=1e-4, atol=1e-5)
+    assert all(value > 0 for value in model.reference)
+
+
+def test_a_zero_init_adapter_is_refused(setup):
+    base, _, _ = setup
+    with pytest.raises(ValueError, match="scale-free adapter"):
+        BayesianSteering(base, build_adapter(base, "tiny", 1), profile_weights(base.unet, "head-heavy"),
+                         {p.name: 1.0 for p in find_ports(base.unet)}, 4, 1.0)
 
 
 def test_bayesian_heads_are_drawn_and_exported_as_their_median(setup):
@@ -88,30 +129,27 @@ def _gradients(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.grad.clone() for name, p in module.named_parameters() if p.grad is not None}
 
 
-def test_point_estimated_network_is_fitted_at_the_prior_median_only(setup):
-    """w_k and the scale of head k are not separately identified, so the network must learn
-    from the prior-median loss alone, and the ELBO only moves the guide and σ."""
+def test_one_pass_trains_the_network_the_noise_scale_and_the_guide(setup):
+    """The network is fitted on the expected log-likelihood under q, in the same ELBO pass as
+    the coefficients: every group gets a gradient from one backward."""
     base, _, batch = setup
-    objective = ELBOObjective(_model(base), batch)
-    model = objective.model
-    with torch.no_grad():  # non-zero heads, so the steering (and its gradients) are not trivial
-        for head in model.adapter.heads:
-            head.weight.normal_(0, 0.05)
-
+    objective = ELBOObjective(_model(base), batch, warmup_steps=0)
     torch.manual_seed(1)
-    objective(batch, step=0).backward()
-    joint = _gradients(model.adapter)
-    guide_gradients = _gradients(objective.guide)
-    model.adapter.zero_grad()
-    model.network_loss(batch).backward()
-    torch.testing.assert_close(_gradients(model.adapter), joint)
-    assert len(guide_gradients) == 6  # loc and scale of fusion, gate bias, gate slope
-    assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in guide_gradients.values())
+    objective(batch, step=5).backward()
+    network, guide = _gradients(objective.model.adapter), _gradients(objective.guide)
+    noise = _gradients(objective.model.noise_scale)
+    assert len(guide) == 4  # loc and scale of fusion and slope
+    for group in (network, guide, noise):
+        assert group and all(torch.isfinite(g).all() for g in group.values())
+        assert any(g.abs().sum() > 0 for g in group.values())
+    groups = objective.parameter_groups(1e-3, guide_lr=1e-2, noise_lr=5e-2)
+    assert [g["name"] for g in groups] == ["network", "noise scale", "guide"]
+    assert groups[1]["max_grad_norm"] is None and "max_grad_norm" not in groups[0]  # network: trainer's clip
 
 
 def test_bayesian_heads_learn_from_the_elbo(setup):
     base, _, batch = setup
     objective = ELBOObjective(_model(base, SteeringPriors(head_scale=0.05)), batch)
-    assert objective.loss_label == "-elbo"
-    objective(batch, step=0).backward()
+    assert objective.loss_label == "-elbo per pair"
+    objective(batch, step=3).backward()
     assert any(g.abs().sum() > 0 for g in _gradients(objective.model.adapter).values())

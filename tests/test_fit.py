@@ -30,9 +30,9 @@ def test_bayesian_fit_writes_every_output(tiny_base, tmp_path, capsys):
     facts = json.loads((out / "run.json").read_text())
     assert facts["temperature"] == 1 / (16 * 16) and facts["processes"] == 1
     for name in ("loss.csv", "loss.png", "posterior.nc", "posterior_summary.csv", "fusion_forest.png",
-                 "samples.png", "evaluation.json"):
+                 "weight_profiles.png", "samples.png", "evaluation.json"):
         assert (out / name).is_file(), name
-    assert (out / "loss.csv").read_text().splitlines()[0] == "step,negative_elbo_plus_network_mse"
+    assert (out / "loss.csv").read_text().splitlines()[0] == "step,negative_elbo_per_pair"
     assert len((out / "loss.csv").read_text().splitlines()) == 4
     assert latest_checkpoint(out).name == "step_000003"
     assert (latest_checkpoint(out) / "adapter" / "config.json").is_file()

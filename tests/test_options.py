@@ -37,13 +37,13 @@ def test_a_bad_config_names_the_file_and_the_option(tmp_path, text, message):
 
 
 def test_toml_and_json_records_round_trip_with_nested_priors(tmp_path):
-    (tmp_path / "run.toml").write_text('domain = "digits"\ngate_slope_prior_scale = 4.0\n')
+    (tmp_path / "run.toml").write_text('domain = "digits"\nslope_prior_scale = 4.0\n')
     options = option_files.load(FitOptions, tmp_path / "run.toml")
-    assert options.domain == "digits" and options.priors.gate_slope_scale == 4.0
+    assert options.domain == "digits" and options.priors.slope_scale == 4.0
     record = option_files.write(options, tmp_path / "options.json")
-    assert json.loads(record.read_text())["priors"]["gate_slope_scale"] == 4.0
+    assert json.loads(record.read_text())["priors"]["slope_scale"] == 4.0
     assert option_files.load(FitOptions, record) == options
-    assert option_files.value_of(options, "gate_slope_scale") == 4.0
+    assert option_files.value_of(options, "slope_scale") == 4.0
 
 
 def test_every_range_is_checked_once_for_every_command():
@@ -65,5 +65,6 @@ def test_help_shows_each_flag_beside_its_default(capsys):
     with pytest.raises(SystemExit):
         option_files.parse(FitOptions, ["--help"], "python -m bayes_bps.fit", "")
     text = capsys.readouterr().out
-    for expected in ("--fusion-prior-scale", "sd of log w_k", "[0.5]", "--preset {official-sd15,lite,tiny}"):
+    for expected in ("--fusion-prior-scale", "sd of log w_k", "[1.0]", "--preset {official-sd15,lite,tiny}",
+                     "--no-sample-cache"):
         assert expected in text, expected

@@ -85,3 +85,16 @@ def test_pairs_that_do_not_fit_the_base_are_clear_errors(prior_and_pairs):
         TrainingPairs.encode(base, digits, 2)
     with pytest.raises(ValueError, match="unknown profile"):
         profile_weights(base.unet, "foot-heavy")
+
+
+def test_high_noise_timestep_sampling_follows_the_cubic_law():
+    from bayes_bps.base.pairs import draw_timesteps
+
+    generator = torch.Generator().manual_seed(0)
+    uniform = draw_timesteps(1000, 20000, generator).float()
+    high = draw_timesteps(1000, 20000, generator, "high-noise").float()
+    assert abs(uniform.mean().item() - 499.5) < 10 and high.max() <= 999 and high.min() >= 0
+    # P(t >= 800) = P(1 - u^3 >= 0.8) = P(u <= 0.2^(1/3)) = 0.585
+    assert abs((high >= 800).float().mean().item() - 0.2 ** (1 / 3)) < 0.02
+    with pytest.raises(ValueError, match="unknown timestep sampling"):
+        draw_timesteps(1000, 4, generator, "low-noise")

@@ -1,4 +1,4 @@
-"""The Bayesian steering layer: priors over the fusion coefficients and gates, the likelihood of
+"""The Bayesian steering layer: priors over the fusion coefficients and time profiles, the likelihood of
 the noise, the Pyro model and guide, the ELBO objective, a NUTS reference, ArviZ diagnostics."""
 
 from .draws import posterior_draws, prior_draws

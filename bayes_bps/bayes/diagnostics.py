@@ -1,6 +1,6 @@
 """Posterior diagnostics: the steering coefficients as ArviZ InferenceData, tables and plots.
 
-Each coefficient (fusion, gate_bias, gate_slope) has one value per port, so it gets the named
+Each coefficient (fusion, slope) has one value per port, so it gets the named
 dimension `port`; given the UNet's `Port`s, the port dimension also carries its resolution
 `level` and `stage` (encoder, middle, decoder) as coordinates. An InferenceData built here has
 

@@ -18,7 +18,7 @@ class SteeringGuide(AutoNormal):
 
     It starts *at the prior*: every prior here is Normal in the guide's unconstrained space
     (log w for the LogNormal), so locations and scales copied from the priors (the official
-    constants, open gates, zero heads) make q = p at step 0. Whatever the fitted posterior
+    constants, flat time profiles, zero-mean heads) make q = p at step 0. Whatever the fitted posterior
     then differs from the prior, the data moved.
     """
 

@@ -1,22 +1,32 @@
-"""The likelihood of the noise, and its temperature.
+"""The likelihood of the noise: a Gaussian on ε whose scale depends on the noise level, tempered.
 
-**The likelihood temperature λ.** The likelihood has N·D terms (D values of ε per example,
-3072 for a 32x32 RGB image) against a few dozen coefficients. Treated as independent, the D
-pixel residuals of one example would make the posterior of the coefficients collapse to a
-point, although they are strongly correlated and the Gaussian is only an approximation. The
-default λ = 1/D ("per-example") counts each example as one observation: the log-likelihood of
-an example becomes its mean squared error over 2σ², and posterior widths shrink like 1/sqrt(N)
-as the number of training pairs grows. λ = 1 is the untempered posterior.
+**σ(t).** How well ε can be predicted changes by orders of magnitude across the schedule: at
+high noise x_t is nearly ε and the residual is small, near the clean image it is large. One σ
+for every t would let the low-noise steps, where the residual is largest and the least is
+decided about the image's structure, dominate the likelihood. `NoiseScale` keeps one log σ per
+band of timesteps (`NOISE_BANDS` equal bands), a point estimate fitted by type-II maximum
+likelihood on its own learning rate; each example is weighted by 1/σ(t)², so the high-noise
+steps count as much as their predictability warrants.
+
+**The temperature λ.** The likelihood has N·D terms (D values of ε per example, 3072 for a
+32x32 RGB image) against a few dozen coefficients. Treated as independent, the D pixel residuals
+of one example would make the posterior collapse to a point, although they are strongly
+correlated and the Gaussian is only an approximation. λ = 1/D ("per-example", the default)
+counts each example as one observation. `temperature.py` estimates λ from the data instead
+(the sandwich calibration); λ = 1 is the untempered posterior.
 """
 
 from __future__ import annotations
 
 import pyro
 import pyro.distributions as dist
+import torch
 from pyro import poutine
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..base import FrozenBase
+
+NOISE_BANDS = 10
 
 
 def per_example_temperature(base: FrozenBase) -> float:
@@ -25,12 +35,31 @@ def per_example_temperature(base: FrozenBase) -> float:
     return 1.0 / (config.in_channels * config.sample_size**2)
 
 
+class NoiseScale(nn.Module):
+    """σ(t): one positive scale per band of timesteps, stored as its log."""
+
+    def __init__(self, num_train_timesteps: int, bands: int = NOISE_BANDS, initial: float = 0.5):
+        super().__init__()
+        self.num_train_timesteps = num_train_timesteps
+        self.log_scale = nn.Parameter(torch.full((bands,), float(initial)).log())
+
+    def band(self, timesteps: Tensor) -> Tensor:
+        bands = len(self.log_scale)
+        return (timesteps.long() * bands // self.num_train_timesteps).clamp(0, bands - 1)
+
+    def forward(self, timesteps: Tensor) -> Tensor:
+        """σ for each example's timestep, (B,)."""
+        return self.log_scale.exp()[self.band(timesteps)]
+
+
 def observe_noise(predicted: Tensor, noise: Tensor, noise_scale: Tensor, size: int,
-                  indices: Tensor, temperature: float) -> None:
+                  indices: Tensor, temperature: float | Tensor) -> None:
     """The tempered Gaussian likelihood on ε, in a plate over `size` examples subsampled by `indices`.
 
-    The plate scales the minibatch's log-likelihood by size / len(indices), so the ELBO is an
-    unbiased estimate of the full-data ELBO; `temperature` raises the likelihood to the power λ.
+    `noise_scale` is a scalar or one σ per example. The plate scales the minibatch's
+    log-likelihood by size / len(indices), so the ELBO is an unbiased estimate of the full-data
+    ELBO; `temperature` raises the likelihood to the power λ.
     """
+    scale = noise_scale.reshape(-1, *[1] * (predicted.dim() - 1)) if noise_scale.dim() else noise_scale
     with pyro.plate("examples", size, subsample=indices), poutine.scale(scale=temperature):
-        pyro.sample("noise", dist.Normal(predicted, noise_scale).to_event(predicted.dim() - 1), obs=noise)
+        pyro.sample("noise", dist.Normal(predicted, scale).to_event(predicted.dim() - 1), obs=noise)

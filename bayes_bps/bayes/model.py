@@ -1,33 +1,42 @@
-"""Bayesian steering: the adapter's fusion coefficients and gates as random variables.
+"""Bayesian steering: the adapter's fusion coefficients and their time profiles as random variables.
 
 For the N training pairs (x0_i, c_i, caption_i) and the P ports of the frozen UNet:
 
-    w_k ~ LogNormal(log m_k, s_w)          fusion coefficient; m = the head-heavy profile
-    a_k ~ Normal(a_0, s_a)                 gate g_k(t) = sigmoid(a_k + b_k τ(t)),
-    b_k ~ Normal(0, s_b)                   τ(t) = t / T - 1/2 in [-1/2, 1/2]
-    [W_k ~ Normal(0, s_h)]                 optional Bayesian port heads (the zero convs)
+    log w_k ~ Normal(log m_k, s_w)        fusion coefficient; m = the head-heavy profile
+    s_k ~ Normal(0, s_s)                  slope of the port's log-weight over τ(t) = 2t/T − 1
+    [W_k ~ Normal(0, s_h)]                optional Bayesian port heads
     for i in a minibatch of the N pairs (a plate with subsampling, scaled N/B):
         t_i ~ U{0..T-1},  ε_i ~ N(0, I),  x_t,i = sqrt(ᾱ_t) x0_i + sqrt(1 - ᾱ_t) ε_i
-        ε_i ~ Normal(ε̂(x_t,i, t_i, c_i; w, a, b), σ)  raised to the power λ
+        ε_i ~ Normal(ε̂(x_t,i, t_i, c_i; w, s), σ(t_i))  raised to the power λ
 
-with ε̂ the frozen UNet steered at port k by w_k g_k(t) · adapter_k(c, t). A priori the gates
-are open (sigmoid(a_0 = 3) = 0.95) and flat in t, and the fusion coefficients sit on the
-official constants, so the prior mean is the official network.
+with ε̂ the frozen UNet steered at port k by w_k exp(s_k τ(t)) ρ_k/16 · u_k(c, t) (`weights.py`):
+u_k the adapter's residual, of unit RMS, and ρ_k the RMS of the frozen hidden state there. A
+priori every port steers flat in t, with the official constants as fusion coefficients.
 
-The adapter body is a plain torch child module: point-estimated, trained by the same
-optimizer in the same loop. σ is a point estimate too (type-II maximum likelihood).
+**Time profiles, not saturating gates.** A logistic gate sigmoid(a_k + b_k τ) that is open a
+priori (a_k ≈ 3) sits where its derivative is 1 − g ≈ 0.05: the data cannot move it unless
+they close it, and its posterior repeats the prior (measured: sd ratio 0.92–1.09 for every gate
+of the first fits). The log-linear profile exp(s_k τ) has the same reach (a port can steer at
+high noise and rest at low noise) with a derivative that never vanishes.
 
-**Why the network is fitted at the prior median.** Port k adds w_k g_k(t) · head_k(features),
-and a point-estimated head is linear in its weights, so (c·w_k, head_k / c) predicts the same
-noise for every c > 0: the likelihood cannot tell w_k from the scale of its head. Fitted
-jointly on the same loss, the head absorbs whatever w_k does, and the posterior of w_k would
-report the optimiser's dynamics, not the data. So each step trains the network (body and
-heads) by ε-MSE at the prior-median coefficients (the official constants, gates open: the
-official recipe), and the ELBO of the coefficients sees the network as fixed. w_k / m_k then
-means "port k should steer this much more or less than the official constant, given the
-network the official constants trained". With Bayesian heads (`head_scale`), their Normal(0, s)
-prior pins the scale instead (w_k acts as a relevance scale of head k), and network, heads and
-coefficients all follow the ELBO.
+**Identification.** A head is linear in its weights, so with an ordinary head (c·w_k, head_k/c)
+predicts the same noise for every c > 0, and a network fitted on the same loss absorbs any
+change of w_k: the coefficients' posterior would report optimiser noise. Here the adapter is
+*scale-free*: each residual is divided by its own RMS, so no parameter of the network changes a
+port's magnitude, which is w_k g_k(t) ρ_k/16 exactly. The likelihood's dependence on w_k is
+then the data's, and the network (body and head directions, a point estimate) is trained in the
+same pass on the same negative ELBO, i.e. on the expected log-likelihood under q: one UNet pass
+per step (variational EM). `tests/test_bayes_recovery.py` fits data simulated from a known w*.
+
+**Zero start.** Random heads with unit RMS cannot start at zero, so during a fit a steering
+strength α (an argument of the model, not a parameter) ramps from 0 at step 0 to 1 after the
+objective's warm-up: at step 0 the steered UNet equals the frozen one exactly, as with the
+official zero-initialised heads. Sampling uses α = 1.
+
+The adapter is a plain torch child module; σ(t) (`likelihood.NoiseScale`) is a point estimate,
+fitted by type-II maximum likelihood on its own learning rate. With Bayesian heads
+(`head_scale`), the head weights are latent too (their directions; the RMS normalisation
+removes their scale).
 """
 
 from __future__ import annotations
@@ -37,18 +46,17 @@ from collections.abc import Callable, Mapping
 import pyro
 import pyro.distributions as dist
 import torch
-import torch.nn.functional as F
 from pyro import poutine
-from pyro.nn import PyroModule, PyroParam, PyroSample
+from pyro.nn import PyroModule, PyroSample
 from torch import Tensor
 from torch.func import functional_call
 
 from ..base import FrozenBase, NoisyBatch
 from ..steering import BPSAdapter, steered_noise
-from .likelihood import observe_noise
+from .likelihood import NoiseScale, observe_noise
 from .local_params import module_local
 from .priors import COEFFICIENTS, HEAD_SITE, SteeringPriors
-from .weights import port_weights
+from .weights import STEERING_UNIT, port_weights
 
 
 @module_local
@@ -56,9 +64,12 @@ class BayesianSteering(PyroModule):
     """The Pyro model: priors over the steering coefficients, the steered UNet, the likelihood."""
 
     def __init__(self, base: FrozenBase, adapter: BPSAdapter, profile: Mapping[str, float],
-                 n_train: int, temperature: float, priors: SteeringPriors | None = None,
-                 noise_scale: float = 0.2):
+                 reference: Mapping[str, float], n_train: int, temperature: float,
+                 priors: SteeringPriors | None = None):
         super().__init__()
+        if not adapter.config.scale_free:
+            raise ValueError("Bayesian steering needs a scale-free adapter (BPSAdapter(..., scale_free=True)): "
+                             "with zero-initialised heads the fusion coefficients are not identified")
         self._base = (base,)  # a tuple: the frozen base is not part of this module's state
         self.adapter = adapter
         self.priors = priors or SteeringPriors()
@@ -68,12 +79,13 @@ class BayesianSteering(PyroModule):
             zero = [name for name in self.port_names if profile[name] <= 0]
             raise ValueError(f"the LogNormal fusion prior needs positive profile weights; {zero} "
                              "have none (use a profile that steers every port, or --deterministic)")
-        self.n_train, self.temperature, self.kl_weight = n_train, temperature, 1.0
+        self.n_train, self.kl_weight = n_train, 1.0
         self.register_buffer("log_profile", means.log())
+        self.register_buffer("reference", torch.tensor([reference[name] for name in self.port_names]))
+        self.register_buffer("temperature", torch.tensor(float(temperature)))  # a checkpoint keeps λ
+        self.noise_scale = NoiseScale(base.num_train_timesteps)
         self.fusion = PyroSample(lambda self: self.coefficient_priors()["fusion"])
-        self.gate_bias = PyroSample(lambda self: self.coefficient_priors()["gate_bias"])
-        self.gate_slope = PyroSample(lambda self: self.coefficient_priors()["gate_slope"])
-        self.noise_scale = PyroParam(torch.tensor(noise_scale), constraint=dist.constraints.positive)
+        self.slope = PyroSample(lambda self: self.coefficient_priors()["slope"])
 
     @property
     def base(self) -> FrozenBase:
@@ -92,11 +104,11 @@ class BayesianSteering(PyroModule):
         return self.priors.coefficient_distributions(self.log_profile)
 
     def prior_median(self) -> dict[str, Tensor]:
-        """The coefficients at their prior medians: the official constants with open, flat gates."""
+        """The coefficients at their prior medians: the official constants, flat in t."""
         return self.priors.median(self.log_profile)
 
     def _sample_heads(self) -> dict[str, Tensor]:
-        """Bayesian port heads: each zero conv's weight and bias drawn from Normal(0, s)."""
+        """Bayesian port heads: each head's weight and bias drawn from Normal(0, s)."""
         if not self.bayesian_heads:
             return {}
         return {f"{HEAD_SITE}{name}": pyro.sample(f"{HEAD_SITE}{name}", dist.Normal(
@@ -104,11 +116,13 @@ class BayesianSteering(PyroModule):
                 for name, parameter in self.adapter.heads.named_parameters()}
 
     # --- steering ---------------------------------------------------------------------
-    def weights_for(self, coefficients: Mapping[str, Tensor]) -> Callable[[Tensor], dict[str, Tensor]]:
-        """Port weights w_k g_k(t) as a function of the timesteps, for `steer`."""
-        return lambda timesteps: port_weights(
-            coefficients["fusion"], coefficients["gate_bias"], coefficients["gate_slope"], timesteps,
-            self.base.num_train_timesteps, self.port_names)
+    def weights_for(self, coefficients: Mapping[str, Tensor],
+                    strength: float = 1.0) -> Callable[[Tensor], dict[str, Tensor]]:
+        """Port weights α w_k exp(s_k τ(t)) ρ_k/16 as a function of the timesteps, for `steer`;
+        the strength α < 1 only during a fit's warm-up."""
+        scale = strength * STEERING_UNIT * self.reference
+        return lambda timesteps: port_weights(coefficients["fusion"], coefficients["slope"], timesteps,
+                                              self.base.num_train_timesteps, self.port_names, scale)
 
     def weights_per_image(self, draws: Mapping[str, Tensor], batch: int) -> Callable[[Tensor], dict[str, Tensor]]:
         """`steer` weights for K·B images in draw-major order: image k·B + j gets draw k's coefficients.
@@ -131,28 +145,15 @@ class BayesianSteering(PyroModule):
             return self.adapter
         return lambda *args, **kwargs: functional_call(self.adapter, heads, args, kwargs)
 
-    def _likelihood_adapter(self, coefficients: Mapping[str, Tensor]) -> Callable:
-        """The adapter as the likelihood sees it: fixed (no gradient) when heads are point
-        estimates, since `network_loss` fits it (see the module docstring)."""
-        if self.bayesian_heads:
-            return self.adapter_with_heads(coefficients)
-        return torch.no_grad()(self.adapter)
-
-    # --- losses -----------------------------------------------------------------------
-    def network_loss(self, batch: NoisyBatch) -> Tensor:
-        """ε-MSE of the network steering at the prior-median coefficients (point-estimated heads)."""
-        predicted = steered_noise(self.base, self.adapter, batch, self.weights_for(self.prior_median()))
-        return F.mse_loss(predicted, batch.noise)
-
-    def forward(self, batch: NoisyBatch) -> Tensor:
+    # --- the model --------------------------------------------------------------------
+    def forward(self, batch: NoisyBatch, strength: float = 1.0) -> Tensor:
         # 1. steering coefficients from their priors (KL-annealed by kl_weight)
         with poutine.scale(scale=self.kl_weight):
-            coefficients = {"fusion": self.fusion, "gate_bias": self.gate_bias,
-                            "gate_slope": self.gate_slope, **self._sample_heads()}
-        # 2. ε̂: the frozen UNet steered by w_k g_k(t) at each port
-        predicted = steered_noise(self.base, self._likelihood_adapter(coefficients), batch,
-                                  self.weights_for(coefficients))
-        # 3. the tempered likelihood of the noise actually added
-        observe_noise(predicted, batch.noise, self.noise_scale, self.n_train, batch.indices,
+            coefficients = {"fusion": self.fusion, "slope": self.slope, **self._sample_heads()}
+        # 2. ε̂: the frozen UNet steered at each port; the network gets the gradient too
+        predicted = steered_noise(self.base, self.adapter_with_heads(coefficients), batch,
+                                  self.weights_for(coefficients, strength))
+        # 3. the tempered likelihood of the noise actually added, with σ for each example's t
+        observe_noise(predicted, batch.noise, self.noise_scale(batch.timesteps), self.n_train, batch.indices,
                       self.temperature)
         return predicted

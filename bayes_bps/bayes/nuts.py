@@ -1,13 +1,13 @@
 """A NUTS reference for the steering coefficients, and SVI on the same batch to compare with it.
 
-With point-estimated port heads the network is fitted at the prior-median coefficients and the
-ELBO sees it as fixed (see model.py). On one fixed batch of (x_t, t, ε) the posterior of the
-coefficients (fusion, gate bias and gate slope of every port) is then a low-dimensional density
-that NUTS samples exactly. `nuts_reference` runs the model's own forward: its priors, its
-tempered likelihood and its N/B plate scaling, so the target is the very posterior the guide
-approximates. `svi_on_batch` fits a fresh guide on the same batch with the network held fixed,
-so the two posteriors differ only by the variational approximation and Monte Carlo error, not
-by data. `diagnostics.compare_posteriors` puts them side by side.
+With point-estimated port heads the network is a point estimate (see model.py). Held fixed at
+the fitted one, on one fixed batch of (x_t, t, ε), the posterior of the coefficients (fusion
+coefficient and slope of every port) is a low-dimensional density that NUTS samples exactly.
+`nuts_reference` runs the model's own forward: its priors, its tempered likelihood and its N/B
+plate scaling, so the target is the very posterior the guide approximates. `svi_on_batch` fits
+a fresh guide on the same batch with the network held fixed, so the two posteriors differ only
+by the variational approximation and Monte Carlo error, not by data.
+`diagnostics.compare_posteriors` puts them side by side.
 
 Chains run one after another in this process, each with its own seed and a starting point drawn
 from the prior (overdispersed against a posterior narrower than the prior, as R-hat wants).
@@ -16,7 +16,7 @@ and has to ship the frozen UNet to every worker. Both functions restore the glob
 states when they return, so a check run in the middle of a fit does not change the fit.
 
 Cost: every NUTS leapfrog step is one forward and backward pass of the steered UNet on the
-batch: about 6 per draw once adapted and twice that in warmup, on an easy 21-coefficient target.
+batch: about 6 per draw once adapted and twice that in warmup, on an easy target.
 On the tests' tiny UNet (a batch of 4 at 8x8, ~30 ms a pass on one core) two chains of 40
 warmup steps and 100 draws take about 75 s. Keep the batch small.
 """

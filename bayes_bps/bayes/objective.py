@@ -14,6 +14,12 @@ from .draws import posterior_draws
 from .guide import SteeringGuide
 from .model import BayesianSteering
 from .priors import HEAD_SITE
+from .temperature import SandwichEstimate
+
+# Per-group gradient clipping: the network is clipped as the official recipe clips it; σ(t) and
+# the variational parameters are few, Adam-normalised, and would otherwise be clipped every
+# step by σ's large early gradient (N (1 − MSE/σ²)), which would slow the network with them.
+NETWORK_GROUP, NOISE_GROUP, GUIDE_GROUP = "network", "noise scale", "guide"
 
 
 def kl_weight_at(step: int, anneal_steps: int) -> float:
@@ -21,43 +27,65 @@ def kl_weight_at(step: int, anneal_steps: int) -> float:
     return 1.0 if anneal_steps <= 0 else min(1.0, (step + 1) / anneal_steps)
 
 
-class ELBOObjective(nn.Module):
-    """The negative ELBO of model and guide as a differentiable torch loss, for `SteeringTrainer`.
+def strength_at(step: int, warmup_steps: int) -> float:
+    """The steering strength α: 0 at step 0 (the frozen UNet), 1 from step `warmup_steps` on."""
+    return min(1.0, step / max(1, warmup_steps))
 
-    One Monte Carlo draw of the coefficients per step; `kl_anneal_steps` > 0 ramps the weight
-    of the KL term (prior and guide densities) linearly from 0 to 1. With point-estimated heads
-    the network's ε-MSE at the prior median is added: the two terms share no parameter, so one
-    backward pass fits the network and the posterior in the same step.
+
+class ELBOObjective(nn.Module):
+    """The negative ELBO of model and guide, per training pair, as a differentiable torch loss.
+
+    One Monte Carlo draw of the coefficients per step, and one UNet pass: the network, σ(t) and
+    the guide all follow the same loss (see `model.py`). Divided by N, the loss is per example,
+    so the network's gradient has the size of a σ-weighted ε-MSE whatever N is.
+
+    - `warmup_steps`: the steering strength α ramps from 0 to 1 (the steered UNet starts as the
+      frozen one);
+    - `kl_anneal_steps` > 0 ramps the weight of the KL term (prior and guide densities) from 0 to 1;
+    - `calibrate_temperature`: from the end of the warm-up, the next `calibration.batches` steps
+      estimate λ by the sandwich rule (`temperature.py`) at the guide's mean, and λ is fixed to it.
     """
 
-    def __init__(self, model: BayesianSteering, example_batch: NoisyBatch, kl_anneal_steps: int = 0):
+    def __init__(self, model: BayesianSteering, example_batch: NoisyBatch, *, warmup_steps: int = 0,
+                 kl_anneal_steps: int = 0, calibrate_temperature: bool = False):
         super().__init__()
         self.model, self.guide = model, SteeringGuide(model)
-        self.kl_anneal_steps = kl_anneal_steps
+        self.warmup_steps, self.kl_anneal_steps = warmup_steps, kl_anneal_steps
+        self.calibration = SandwichEstimate() if calibrate_temperature else None
         self.elbo = Trace_ELBO()
         self.guide(example_batch)  # create the guide's parameters, so optimizers can see them
         self.guide.start_at_prior()
-        self.loss_label = "-elbo" if model.bayesian_heads else "-elbo + network mse"
+        self.loss_label = "-elbo per pair"
 
     def forward(self, batch: NoisyBatch, step: int) -> Tensor:
-        self.model.kl_weight = kl_weight_at(step, self.kl_anneal_steps)
-        loss = self.elbo.differentiable_loss(self.model, self.guide, batch)
-        return loss if self.model.bayesian_heads else loss + self.model.network_loss(batch)
+        model = self.model
+        model.kl_weight = kl_weight_at(step, self.kl_anneal_steps)
+        if self.calibration is not None and step >= self.warmup_steps and not self.calibration.done:
+            self.calibration.add(model, self.guide, batch)
+            if self.calibration.done:
+                model.temperature.fill_(self.calibration.temperature)
+        strength = strength_at(step, self.warmup_steps)
+        return self.elbo.differentiable_loss(model, self.guide, batch, strength) / model.n_train
 
     @torch.no_grad()
     def export_adapter(self) -> BPSAdapter:
         """The adapter to save: with Bayesian heads, their posterior medians are written into
-        its (otherwise unused) head parameters, so `from_pretrained` gives the median network."""
+        its head parameters, so `from_pretrained` gives the median network."""
         adapter = self.model.adapter
         for site, value in self.guide.median().items():
             if site.startswith(HEAD_SITE):
                 adapter.heads.get_parameter(site[len(HEAD_SITE):]).copy_(value)
         return adapter
 
-    def parameter_groups(self, lr: float, guide_lr: float) -> list[dict]:
-        """The network (adapter body and σ) at `lr`, the variational parameters at `guide_lr`."""
-        network = [p for p in self.model.parameters() if p.requires_grad]
-        return [{"params": network, "lr": lr}, {"params": list(self.guide.parameters()), "lr": guide_lr}]
+    def parameter_groups(self, lr: float, guide_lr: float = 1e-2, noise_lr: float = 5e-2, **rates) -> list[dict]:
+        """Three groups, each clipped on its own: the network at `lr` (clipped as the trainer
+        clips every network), σ(t) at `noise_lr` and the variational parameters at `guide_lr`
+        (both unclipped)."""
+        network = [p for name, p in self.model.named_parameters() if not name.startswith("noise_scale.")]
+        return [{"name": NETWORK_GROUP, "params": network, "lr": lr},
+                {"name": NOISE_GROUP, "params": list(self.model.noise_scale.parameters()), "lr": noise_lr,
+                 "max_grad_norm": None},
+                {"name": GUIDE_GROUP, "params": list(self.guide.parameters()), "lr": guide_lr, "max_grad_norm": None}]
 
     def steering(self, conditions: Tensor) -> AbstractContextManager:
         """`steer` with its own posterior draw of the coefficients for each condition, so every

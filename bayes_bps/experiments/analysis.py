@@ -1,7 +1,7 @@
 """The numbers behind the paper figures and the notebooks, computed from a fitted run.
 
 - `coefficient_samples`: guide and prior draws of the coefficients, for profiles and bands;
-- `gate_curves`: g_k(t) = sigmoid(a_k + b_k τ(t)) per draw, port and timestep;
+- `weight_curves`: w_k exp(s_k τ(t)) per draw, port and timestep;
 - `posterior_shift`: how far each coefficient's posterior moved from its prior (sd units, KL);
 - `large_to_small`: base samples for one caption against posterior-predictive samples for one
   sketch, with the fraction that satisfies the sketch and two measures of diversity;
@@ -22,7 +22,7 @@ from scipy import stats
 from torch import Tensor
 
 from ..base import NoisyBatch, sample_images
-from ..bayes import COEFFICIENTS, port_weights, posterior_draws, prior_draws
+from ..bayes import COEFFICIENTS, BayesianSteering, port_weights, posterior_draws, prior_draws
 from ..metrics import domain_features, edge_f1
 from ..sampling import one_draw_per_image, posterior_predictive, predictive_summary
 from ..training import FittedRun
@@ -54,15 +54,13 @@ def band(draws: Tensor) -> Tensor:
     return torch.quantile(draws.double(), torch.tensor(BAND, dtype=torch.double), dim=0)
 
 
-def gate_curves(run: FittedRun, draws: dict[str, Tensor], timesteps: Tensor) -> Tensor:
-    """g_k(t) for each draw, timestep and port: (draws, timesteps, ports), through the model's
-    own `port_weights` with the fusion coefficients set to one."""
-    model = run.objective.model
-    ones = torch.ones(len(model.port_names))
+def weight_curves(model: BayesianSteering, draws: dict[str, Tensor], timesteps: Tensor) -> Tensor:
+    """w_k exp(s_k τ(t)) for each draw, timestep and port: (draws, timesteps, ports), through the
+    model's own `port_weights` (without the reference scale: in units of the official constants)."""
     curves = []
-    for bias, slope in zip(draws["gate_bias"], draws["gate_slope"]):
-        gates = port_weights(ones, bias, slope, timesteps, model.base.num_train_timesteps, model.port_names)
-        curves.append(torch.stack(list(gates.values()), dim=1))
+    for fusion, slope in zip(draws["fusion"], draws["slope"]):
+        weights = port_weights(fusion, slope, timesteps, model.base.num_train_timesteps, model.port_names)
+        curves.append(torch.stack(list(weights.values()), dim=1))
     return torch.stack(curves)
 
 

@@ -77,7 +77,8 @@ def fit_method(name: str, base: FrozenBase, pairs: TrainingPairs, options: FitOp
     torch.manual_seed(options.seed)
     objective = builder(base, pairs, options)
     trainer = SteeringTrainer(base, pairs, objective, batch_size=options.batch_size, lr=options.lr,
-                              guide_lr=options.guide_lr, grad_clip=options.grad_clip, seed=options.seed)
+                              guide_lr=options.guide_lr, noise_lr=options.noise_lr, grad_clip=options.grad_clip,
+                              seed=options.seed, timestep_sampling=options.timestep_sampling)
     objective.train()
     start = time.perf_counter()
     trainer.train(options.steps, description=f"{name} N={len(pairs)} seed={options.seed}", progress=progress)

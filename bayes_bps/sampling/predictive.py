@@ -1,6 +1,6 @@
 """The posterior predictive of a fitted run: K posterior draws of the steering per condition.
 
-`posterior_predictive` samples each condition under K draws of the gates and fusion
+`posterior_predictive` samples each condition under K draws of the fusion
 coefficients, all from the condition's one initial noise, so the spread across draws is the
 coefficients' uncertainty alone; `one_draw_per_image` gives each image its own draw, so its
 samples are draws from the posterior predictive.
@@ -63,7 +63,7 @@ def one_draw_per_image(objective: ELBOObjective, conditions: torch.Tensor, capti
 def posterior_predictive(run: FittedRun, conditions: torch.Tensor, captions: list[str], num_draws: int, *,
                          steps: int = 50, seed: int = 0, guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
                          progress: bool = True, scheduler: str = "ddim") -> torch.Tensor:
-    """Samples in [-1, 1], (K, B, C, H, W): K posterior draws of the gates and fusion
+    """Samples in [-1, 1], (K, B, C, H, W): K posterior draws of the fusion
     coefficients (and heads, if Bayesian) per condition, all from the condition's one x_T
     (see `steered_draws`). Time and memory are linear in K (one batch of K·B images: pass fewer
     conditions per call for a large base). A deterministic run has no posterior: it gives one

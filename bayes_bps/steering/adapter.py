@@ -10,6 +10,12 @@ text, as in the official code. Its shape mirrors the UNet it steers:
     decoder: one time-free ResBlock per UNet decoder port, on [h, skip]; upsample between levels
     heads:   one zero-initialised 3x3 conv per port, to that port's UNet channels
 
+A *scale-free* adapter (`scale_free=True`, for the Bayesian model) has randomly initialised heads
+whose outputs are divided by their root mean square per example: each residual has unit RMS,
+a pattern without a magnitude, and the magnitude is entirely the port weight that `steer`
+multiplies it by. No parameter of the network can then rescale a port, so the port weights are
+identified (see `bayes/model.py`).
+
 With the `official-sd15` preset on the SD1.5 UNet this is the official network, block for block.
 Its live parameters number 672.09M; the official module reports 692.37M because it also allocates
 20.28M of zero convs at conv_in and the three downsamplers, whose outputs BPS discards (they feed
@@ -34,6 +40,7 @@ PRESETS: dict[str, float] = {
     "tiny": 1 / 32,  # for tests
 }
 MIN_WIDTH = 8  # GroupNorm and FiLM need a few channels to be meaningful
+RMS_EPS = 1e-6  # a head's output is divided by sqrt(mean square + eps): no division by zero
 
 
 def _zero(module: nn.Module) -> nn.Module:
@@ -96,6 +103,7 @@ class BPSAdapter(ModelMixin, ConfigMixin):
         unshuffle_factor: condition pixels per sample-grid cell along each side (8 for a latent
             SD base, 1 for a pixel-space base).
         norm_num_groups: GroupNorm groups; must divide every width.
+        scale_free: heads with unit-RMS outputs (random init) instead of zero-initialised heads.
     """
 
     @register_to_config
@@ -107,6 +115,7 @@ class BPSAdapter(ModelMixin, ConfigMixin):
         condition_channels: int = 3,
         unshuffle_factor: int = 8,
         norm_num_groups: int = 32,
+        scale_free: bool = False,
     ):
         super().__init__()
         num_levels = len(widths)
@@ -167,13 +176,13 @@ class BPSAdapter(ModelMixin, ConfigMixin):
         unet_channels = {p["name"]: p["channels"] for p in ports}
         self.port_names = [name for names in self.encoder_ports for name in names] + [self.middle_port]
         self.port_names += [name for names in self.decoder_ports for name in names]
-        self.heads = nn.ModuleList(
-            _zero(nn.Conv2d(widths[level_of[name]], unet_channels[name], 3, padding=1)) for name in self.port_names
-        )
+        heads = (nn.Conv2d(widths[level_of[name]], unet_channels[name], 3, padding=1) for name in self.port_names)
+        self.heads = nn.ModuleList(head if scale_free else _zero(head) for head in heads)
 
     @classmethod
     def from_unet(
-        cls, unet: nn.Module, preset: str = "lite", condition_channels: int = 3, unshuffle_factor: int = 8
+        cls, unet: nn.Module, preset: str = "lite", condition_channels: int = 3, unshuffle_factor: int = 8,
+        scale_free: bool = False,
     ) -> "BPSAdapter":
         """An adapter shaped for `unet`: its ports, its levels, its time embedding width.
 
@@ -192,6 +201,7 @@ class BPSAdapter(ModelMixin, ConfigMixin):
             condition_channels=condition_channels,
             unshuffle_factor=unshuffle_factor,
             norm_num_groups=math.gcd(32, *widths),
+            scale_free=scale_free,
         )
 
     def _check_condition(self, condition: Tensor, sample_size: tuple[int, int] | None) -> None:
@@ -250,11 +260,15 @@ class BPSAdapter(ModelMixin, ConfigMixin):
             if i < len(self.upsamplers):
                 h = self.upsamplers[i](h)
 
-        # 6. zero-initialised heads to each port's UNet channels
-        return {name: head(features[name]) for name, head in zip(self.port_names, self.heads)}
+        # 6. heads to each port's UNet channels: zero-initialised, or unit RMS per example
+        residuals = {name: head(features[name]) for name, head in zip(self.port_names, self.heads)}
+        if self.config.scale_free:
+            residuals = {name: r * r.square().mean(dim=(1, 2, 3), keepdim=True).add(RMS_EPS).rsqrt()
+                         for name, r in residuals.items()}
+        return residuals
 
 
-def build_adapter(base: FrozenBase, preset: str, condition_channels: int) -> BPSAdapter:
+def build_adapter(base: FrozenBase, preset: str, condition_channels: int, scale_free: bool = False) -> BPSAdapter:
     """A fresh adapter shaped for the base's UNet, on its device; conditions unshuffle by the VAE factor."""
     return BPSAdapter.from_unet(base.unet, preset=preset, condition_channels=condition_channels,
-                                unshuffle_factor=base.latent_factor).to(base.device)
+                                unshuffle_factor=base.latent_factor, scale_free=scale_free).to(base.device)

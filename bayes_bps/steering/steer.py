@@ -84,7 +84,7 @@ def steer(unet: nn.Module, adapter: Adapter, condition: Tensor, weights: PortWei
     - `timestep` may be a scalar or one value per example, as for the UNet itself.
     - `weights` gives one value per port (0 turns a port off): a float, a 0-d tensor, or a tensor
       with one value per UNet-batch example. It may also be a callable mapping the per-example
-      timesteps to such a dict, for time-dependent gates.
+      timesteps to such a dict, for time-dependent weights.
     - The stash lives until the next call, so gradient checkpointing can recompute the blocks
       during backward; run backward before the next steered call.
     """

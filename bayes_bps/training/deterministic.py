@@ -29,7 +29,7 @@ class DeterministicObjective(nn.Module):
     def export_adapter(self) -> BPSAdapter:
         return self.adapter
 
-    def parameter_groups(self, lr: float, guide_lr: float) -> list[dict]:
+    def parameter_groups(self, lr: float, **rates: float) -> list[dict]:
         return [{"params": list(self.adapter.parameters()), "lr": lr}]
 
     def steering(self, conditions: Tensor) -> AbstractContextManager:

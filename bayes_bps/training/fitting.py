@@ -68,7 +68,7 @@ def run_facts(objective, base: FrozenBase, accelerator: Accelerator) -> dict:
     """What the options leave implicit: the temperature used, sizes, devices, versions."""
     model = getattr(objective, "model", None)
     return {
-        "temperature": None if model is None else model.temperature,
+        "temperature": None if model is None else float(model.temperature),
         "noise_values_per_example": base.unet.config.in_channels * base.unet.config.sample_size**2,
         "trainable_parameters": trainable_parameters(objective),
         "ports": len(find_ports(base.unet)),
@@ -79,9 +79,7 @@ def run_facts(objective, base: FrozenBase, accelerator: Accelerator) -> dict:
 
 
 LOSS_LABELS = {"mse": ("mse", "ε-MSE"),
-               "-elbo": ("negative_elbo", "negative ELBO (one draw)"),
-               "-elbo + network mse": ("negative_elbo_plus_network_mse",
-                                       "negative ELBO (one draw) + network ε-MSE")}
+               "-elbo per pair": ("negative_elbo_per_pair", "negative ELBO per training pair (one draw)")}
 
 
 def write_loss_trace(run_dir: Path, losses: list[float], loss_label: str) -> None:
@@ -110,8 +108,9 @@ def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozense
     # 2. the objective and the loop, restored from the latest checkpoint when resuming
     objective = build_objective(options, base, pairs)
     trainer = SteeringTrainer(base, pairs, objective, batch_size=options.batch_size, lr=options.lr,
-                              guide_lr=options.guide_lr, grad_clip=options.grad_clip,
-                              seed=options.seed, accelerator=accelerator)
+                              guide_lr=options.guide_lr, noise_lr=options.noise_lr, grad_clip=options.grad_clip,
+                              seed=options.seed, timestep_sampling=options.timestep_sampling,
+                              accelerator=accelerator)
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if checkpoint is not None:
         trainer.load_state_dict(load_checkpoint_state(checkpoint))
@@ -132,4 +131,6 @@ def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozense
     finally:
         if accelerator.is_main_process and trainer.losses:
             write_loss_trace(run_dir, trainer.losses, objective.loss_label)
+    if accelerator.is_main_process:  # again: a calibrated λ is known only now
+        (run_dir / "run.json").write_text(json.dumps(run_facts(objective, base, accelerator), indent=2) + "\n")
     return FittedRun(options, base, pairs, objective), accelerator

@@ -23,8 +23,10 @@ class SteeringObjective(Protocol):
     def __call__(self, batch: NoisyBatch, step: int) -> Tensor:
         """The scalar loss of one minibatch at optimisation step `step` (nn.Module.forward)."""
 
-    def parameter_groups(self, lr: float, guide_lr: float) -> list[dict]:
-        """Optimizer parameter groups: the network at `lr`, variational parameters at `guide_lr`."""
+    def parameter_groups(self, lr: float, **rates: float) -> list[dict]:
+        """Optimizer parameter groups: the network at `lr`, others at their named `rates`
+        (guide_lr, noise_lr) where the objective has them. A group's "max_grad_norm" is its own
+        clipping threshold (None: unclipped); without one the trainer's `grad_clip` applies."""
 
     def export_adapter(self) -> nn.Module:
         """The steering network to save with each checkpoint (`save_pretrained`)."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..base import DEFAULT_GUIDANCE_SCALE, SCHEDULERS
+from ..base.pairs import TIMESTEP_SAMPLING
 from ..bayes import SteeringPriors
 from ..data import check_task, parse_domain
 from ..steering import PRESETS, PROFILES
@@ -28,15 +29,24 @@ class FitOptions:
     profile: str = option("head-heavy", "prior mean (or fixed value) of the port weights", choices=PROFILES)
     deterministic: bool = option(False, "run the official recipe (fixed weights, ε-MSE) through the same loop")
     # priors and likelihood
-    temperature: float | None = option(None, "likelihood temperature λ (default 1/D: each example one "
-                                       "observation, see bayes/likelihood.py)", above=0)
+    temperature: float | None = option(None, "likelihood temperature λ (default: calibrated from the data, "
+                                       "see --calibrate-temperature)", above=0)
+    calibrate_temperature: bool = option(True, "without --temperature: estimate λ by the sandwich rule after "
+                                         "the warm-up (bayes/temperature.py) and fix it; --no-calibrate-temperature "
+                                         "uses λ = 1/D (each example one observation)")
     priors: SteeringPriors = option(SteeringPriors(), "priors of the steering coefficients")
     # optimisation
     steps: int = option(1000, "optimisation steps", low=1)
     batch_size: int = option(8, "pairs per step", low=1)
+    timestep_sampling: str = option("uniform", "training timesteps: uniform, or high-noise (T2I-Adapter's "
+                                    "t = (1 - u^3) T)", choices=TIMESTEP_SAMPLING)
     lr: float = option(1e-3, "learning rate of the adapter body and σ", above=0)
     guide_lr: float = option(1e-2, "learning rate of the variational parameters", above=0)
-    grad_clip: float = option(1.0, "maximum gradient norm", above=0)
+    noise_lr: float = option(5e-2, "learning rate of the likelihood's log σ(t)", above=0)
+    grad_clip: float = option(1.0, "maximum gradient norm of the network (σ(t) and the guide are not clipped)",
+                              above=0)
+    steering_warmup: int = option(100, "steps over which the Bayesian steering strength ramps from 0 (the "
+                                  "frozen UNet) to 1", low=0)
     kl_anneal_steps: int = option(0, "ramp the KL weight from 0 to 1 over this many steps (0: off)", low=0)
     seed: int = option(0, "seed of every random draw", low=0)
     # outputs

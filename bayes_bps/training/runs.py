@@ -18,6 +18,7 @@ from ..base import FrozenBase, TrainingPairs
 from ..bayes import BayesianSteering, ELBOObjective, per_example_temperature
 from ..data import make_dataset
 from ..steering import build_adapter, profile_weights
+from ..steering.reference import hidden_scales
 from ..utils import options as option_files
 from .checkpoint import latest_checkpoint, load_checkpoint_state
 from .deterministic import DeterministicObjective
@@ -64,16 +65,20 @@ def base_and_pairs(options: FitOptions, device: torch.device | str) -> tuple[Fro
 
 
 def build_objective(options: FitOptions, base: FrozenBase, pairs: TrainingPairs):
-    """The deterministic baseline's MSE, or the Bayesian model's negative ELBO."""
-    adapter = build_adapter(base, options.preset, pairs.condition_channels)
+    """The official recipe's MSE (zero-initialised heads, fixed weights), or the Bayesian model's
+    negative ELBO (a scale-free adapter whose port sizes are relative to the frozen hidden states)."""
     weights = profile_weights(base.unet, options.profile)
     if options.deterministic:
-        return DeterministicObjective(base, adapter, weights)
+        return DeterministicObjective(base, build_adapter(base, options.preset, pairs.condition_channels), weights)
+    adapter = build_adapter(base, options.preset, pairs.condition_channels, scale_free=True)
     temperature = options.temperature or per_example_temperature(base)
-    model = BayesianSteering(base, adapter, weights, len(pairs), temperature, options.priors)
+    model = BayesianSteering(base, adapter, weights, hidden_scales(base, pairs, options.seed), len(pairs),
+                             temperature, options.priors)
     generator = torch.Generator().manual_seed(options.seed)
     example = pairs.noisy_batch(base, pairs.draw_indices(options.batch_size, generator), generator)
-    return ELBOObjective(model, example, options.kl_anneal_steps)
+    calibrate = options.temperature is None and options.calibrate_temperature
+    return ELBOObjective(model, example, warmup_steps=options.steering_warmup,
+                         kl_anneal_steps=options.kl_anneal_steps, calibrate_temperature=calibrate)
 
 
 def read_options(run_dir: Path) -> FitOptions:

@@ -22,7 +22,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class SteeringTrainer:
-    """Minibatches from the training pairs, AdamW, gradient clipping, a resumable state.
+    """Minibatches from the training pairs, AdamW, gradient clipping per group, a resumable state.
 
     Every random draw of a step (the minibatch, t, ε) comes from one seeded generator, and the
     Bayesian guide's draws from torch's global generator; both are part of `state_dict`, so a
@@ -30,12 +30,16 @@ class SteeringTrainer:
     """
 
     def __init__(self, base: FrozenBase, pairs: TrainingPairs, objective: SteeringObjective, *,
-                 batch_size: int, lr: float, guide_lr: float = 1e-2, grad_clip: float = 1.0,
-                 seed: int = 0, accelerator=None):
-        self.base, self.pairs, self.batch_size, self.grad_clip = base, pairs, batch_size, grad_clip
+                 batch_size: int, lr: float, guide_lr: float = 1e-2, noise_lr: float = 5e-2,
+                 grad_clip: float = 1.0, seed: int = 0, timestep_sampling: str = "uniform", accelerator=None):
+        self.base, self.pairs, self.batch_size = base, pairs, batch_size
+        self.timestep_sampling = timestep_sampling
         self.objective, self.accelerator = objective, accelerator
         self.loss_label = objective.loss_label
-        self.optimizer = torch.optim.AdamW(objective.parameter_groups(lr, guide_lr), weight_decay=0.0)
+        groups = objective.parameter_groups(lr, guide_lr=guide_lr, noise_lr=noise_lr)
+        for group in groups:
+            group.setdefault("max_grad_norm", grad_clip)
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
         if accelerator is not None:  # DDP-wraps the objective on several processes
             self.objective, self.optimizer = accelerator.prepare(objective, self.optimizer)
         process = 0 if accelerator is None else accelerator.process_index
@@ -46,11 +50,10 @@ class SteeringTrainer:
     def train(self, steps: int, on_step: Callable[[int], None] | None = None,
               description: str = "steer", progress: bool = True) -> list[float]:
         """Run until `steps` steps are done in all; `on_step(step)` follows each (checkpoints)."""
-        parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
         with tqdm(total=steps, initial=self.step, desc=description, disable=not progress) as bar:
             while self.step < steps:
                 indices = self.pairs.draw_indices(self.batch_size, self.generator)
-                batch = self.pairs.noisy_batch(self.base, indices, self.generator)
+                batch = self.pairs.noisy_batch(self.base, indices, self.generator, self.timestep_sampling)
                 loss = self.objective(batch, self.step)
                 if not torch.isfinite(loss):
                     raise NonFiniteLossError(f"loss is {loss.item()} at step {self.step}; stopped "
@@ -60,7 +63,9 @@ class SteeringTrainer:
                     loss.backward()
                 else:
                     self.accelerator.backward(loss)
-                torch.nn.utils.clip_grad_norm_(parameters, self.grad_clip)
+                for group in self.optimizer.param_groups:  # each group on its own threshold
+                    if group["max_grad_norm"] is not None:
+                        torch.nn.utils.clip_grad_norm_(group["params"], group["max_grad_norm"])
                 self.optimizer.step()
                 self.losses.append(loss.item())
                 self.step += 1

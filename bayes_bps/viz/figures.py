@@ -64,9 +64,10 @@ def plot_port_weights(samples: dict[str, tuple[dict, dict]], port_names: list[st
     return figure
 
 
-def plot_gate_profiles(timesteps: Tensor, posterior: Tensor, prior: Tensor, port_names: list[str]) -> Figure:
-    """Small multiples of g_k(t), one panel per port: the posterior median and band against the
-    prior band. `posterior` and `prior` are (draws, timesteps, ports) from `analysis.gate_curves`."""
+def plot_weight_profiles(timesteps: Tensor, posterior: Tensor, prior: Tensor, port_names: list[str]) -> Figure:
+    """Small multiples of w_k(t) = w_k exp(s_k τ(t)), one panel per port, log scale: the posterior
+    median and band against the prior band. `posterior` and `prior` are (draws, timesteps,
+    ports) from `analysis.weight_curves`."""
     columns = min(5, len(port_names))
     rows = -(-len(port_names) // columns)
     figure = Figure(figsize=(2.4 * columns, 2.0 * rows + 0.6), layout="constrained")
@@ -79,16 +80,16 @@ def plot_gate_profiles(timesteps: Tensor, posterior: Tensor, prior: Tensor, port
                           label=f"posterior {BAND_LABEL}")
         axis.plot(timesteps, post[1, :, k], color="C0", label="posterior median")
         axis.set_title(name, fontsize=9)
-        axis.set_ylim(0, 1.02)
+        axis.set_yscale("log")
     for axis in axes.flat[len(port_names):]:
         axis.axis("off")
     for axis in axes.flat[max(0, len(port_names) - columns):len(port_names)]:  # the lowest in each column
         axis.xaxis.set_tick_params(labelbottom=True)
         axis.set_xlabel("timestep t (0: clean image)")
     for axis in axes[:, 0]:
-        axis.set_ylabel("gate $g_k(t)$")
+        axis.set_ylabel("port weight $w_k(t)$")
     axes[0][0].legend(fontsize="x-small", loc="lower left")
-    figure.suptitle("gates over the noise levels: posterior against prior")
+    figure.suptitle("port weights over the noise levels: posterior against the head-heavy prior")
     return figure
 
 

@@ -1,14 +1,15 @@
 """What a finished fit writes: the posterior of the coefficients, a sample grid, an evaluation.
 
-- posterior.nc, posterior_summary.csv, fusion_forest.png: the coefficients' posterior against
-  their prior (Bayesian runs);
+- posterior.nc, posterior_summary.csv, fusion_forest.png, weight_profiles.png: the coefficients'
+  posterior against their prior, and each port's weight w_k exp(s_k τ(t)) over t (Bayesian runs);
 - samples.png: condition | unsteered base | steered with the posterior-mean coefficients |
   per-pixel posterior sd over K posterior draws (all from the same initial noise, so the sd
   is the spread the coefficients' uncertainty causes);
 - evaluation.json: condition fidelity of unsteered, steered (posterior-mean coefficients) and,
   for Bayesian runs, posterior-predictive samples on held-out conditions (the test split; the
   training pairs for a folder dataset, which has none): each score's mean with its bootstrap
-  interval and n.
+  interval, n and the per-image scores (runs with the same seed share conditions and noise, so
+  two runs compare image by image).
 
 `fit_and_report` is the whole of `python -m bayes_bps.fit`: the fit, then this report.
 """
@@ -24,34 +25,40 @@ from ..base.classifier import caption_agreement
 from ..base.sample_cache import cached_sample_images, default_cache
 from ..bayes import COEFFICIENTS, ELBOObjective, posterior_draws, prior_draws
 from ..bayes.diagnostics import summary_table, to_inference_data
+from ..experiments.analysis import weight_curves
 from ..metrics import condition_fidelity, mean_estimate
 from ..sampling import one_draw_per_image, posterior_predictive, predictive_summary, steered_sample_images
 from ..training import FitOptions, FittedRun
 from ..training.fitting import fit
 from ..utils.grids import predictive_grid, save_png
-from .figures import plot_fusion_forest
+from .figures import plot_fusion_forest, plot_weight_profiles
 
 SUMMARY_DRAWS = 1000  # guide draws behind the posterior summary (cheap: no UNet involved)
 
 
 def _posterior(objective: ELBOObjective, run_dir: Path) -> dict:
-    """Write posterior.nc, the summary and the forest plot; return the posterior-mean coefficients."""
+    """Write posterior.nc, the summary and the two plots; return the posterior-mean coefficients."""
     model, guide = objective.model, objective.guide
-    draws = posterior_draws(guide, SUMMARY_DRAWS)
-    idata = to_inference_data(draws, prior_draws(model, SUMMARY_DRAWS), model.port_names)
+    draws, prior = posterior_draws(guide, SUMMARY_DRAWS), prior_draws(model, SUMMARY_DRAWS)
+    idata = to_inference_data(draws, prior, model.port_names)
     idata.to_netcdf(str(run_dir / "posterior.nc"))
     summary_table(idata).to_csv(run_dir / "posterior_summary.csv")
     save_png(plot_fusion_forest(idata), run_dir / "fusion_forest.png")
+    timesteps = torch.arange(0, model.base.num_train_timesteps, 10)
+    save_png(plot_weight_profiles(timesteps, weight_curves(model, draws, timesteps),
+                                  weight_curves(model, prior, timesteps), model.port_names),
+             run_dir / "weight_profiles.png")
     mean = {name: draws[name].mean(dim=0) for name in COEFFICIENTS}
     heads = {site: value for site, value in guide.median().items() if site not in COEFFICIENTS}
     return {**mean, **heads}
 
 
 def fidelity(run: FittedRun, images: torch.Tensor, conditions: torch.Tensor, captions: list[str]) -> dict[str, dict]:
-    """The task's condition-fidelity scores (mean, bootstrap interval, n), and the classifier's
-    caption agreement against its chance level when the base knows the run's domain."""
+    """The task's condition-fidelity scores (mean, bootstrap interval, n, and the per-image
+    scores, for paired comparisons between runs that share conditions and noise), and the
+    classifier's caption agreement against its chance level when the base knows the run's domain."""
     options, base = run.options, run.base
-    scores = {name: mean_estimate(values).to_dict()
+    scores = {name: {**mean_estimate(values).to_dict(), "per_image": values.tolist()}
               for name, values in condition_fidelity(options.task, images, conditions, captions).items()}
     if base.classifier is not None and base.domain == options.domain_name:
         agreement = caption_agreement(base.classifier, images.to(base.device), captions)

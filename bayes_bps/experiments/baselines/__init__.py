@@ -60,7 +60,7 @@ class BaselineObjective(nn.Module):
     def export_adapter(self) -> nn.Module:
         return self.module
 
-    def parameter_groups(self, lr: float, guide_lr: float) -> list[dict]:
+    def parameter_groups(self, lr: float, **rates: float) -> list[dict]:
         return [{"params": [p for p in self.module.parameters() if p.requires_grad], "lr": lr}]
 
 
