@@ -42,7 +42,7 @@ def main() -> None:
     run = load_run(args.bayesian, device="cpu")
     shift = posterior_shift(run)
     print(f"## Posterior against prior ({args.bayesian}, λ = {float(run.objective.model.temperature):.3g})\n")
-    print("| coefficient | sd ratio, median | range | largest |shift| (prior sd) | KL (nats) |")
+    print("| coefficient | sd ratio, median | range | largest shift, absolute (prior sd) | KL (nats) |")
     print("|---|---|---|---|---|")
     for name, table in shift.groupby(level=0, sort=False):
         print(f"| {name} | {table.sd_ratio.median():.3f} | {table.sd_ratio.min():.3f}–{table.sd_ratio.max():.3f} | "

@@ -4,14 +4,15 @@
 
 Fits the default Bayesian model (shapes base, sketch, `lite`, 1000 steps, seed 0) at each N into
 OUT/n<N>/ (resumed if a fit is there already; training only, no closing evaluation), then writes
-OUT/contraction.csv (posterior sd / prior sd per coefficient and N) and OUT/contraction.png:
-the median and range of the sd ratio per coefficient group against N.
+OUT/contraction.csv (posterior sd / prior sd per coefficient and N, with each fit's calibrated λ)
+and OUT/contraction.png: the median and range of the sd ratio per coefficient group against N.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import statistics
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,8 +36,10 @@ def main() -> None:
         checkpoint = latest_checkpoint(options.run_dir)
         if checkpoint is None or int(checkpoint.name.split("_")[1]) < args.steps:
             fit(options, resume=checkpoint is not None)
-        table = posterior_shift(load_run(options.run_dir, device="cpu")).reset_index()
-        rows += [{"n_train": n, **row} for row in table.to_dict("records")]
+        run = load_run(options.run_dir, device="cpu")
+        temperature = float(run.objective.model.temperature)  # each fit calibrates its own λ
+        table = posterior_shift(run).reset_index()
+        rows += [{"n_train": n, "temperature": temperature, **row} for row in table.to_dict("records")]
     with open(args.out / "contraction.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -47,7 +50,7 @@ def main() -> None:
     for coefficient in dict.fromkeys(row["coefficient"] for row in rows):
         ratios = {n: sorted(r["sd_ratio"] for r in rows if r["coefficient"] == coefficient and r["n_train"] == n)
                   for n in args.n}
-        medians = [ratios[n][len(ratios[n]) // 2] for n in args.n]
+        medians = [statistics.median(ratios[n]) for n in args.n]
         axis.plot(args.n, medians, marker="o", label=f"{coefficient} (median over ports)")
         axis.fill_between(args.n, [ratios[n][0] for n in args.n], [ratios[n][-1] for n in args.n], alpha=0.15)
     axis.axhline(1.0, color="0.5", linestyle="--", label="prior")
@@ -57,8 +60,10 @@ def main() -> None:
     axis.legend(fontsize="small")
     figure.savefig(args.out / "contraction.png", dpi=120)
     for n in args.n:
-        at_n = [r["sd_ratio"] for r in rows if r["n_train"] == n]
-        print(f"N = {n}: median sd ratio {sorted(at_n)[len(at_n) // 2]:.3f} over {len(at_n)} coefficients")
+        at_n = [r for r in rows if r["n_train"] == n]
+        ratios = sorted(r["sd_ratio"] for r in at_n)
+        print(f"N = {n}: λ = {at_n[0]['temperature']:.3g}, median sd ratio {statistics.median(ratios):.3f} over "
+              f"{len(ratios)} coefficients, KL(q ‖ p) {sum(r['kl_nats'] for r in at_n):.2f} nats")
 
 
 if __name__ == "__main__":

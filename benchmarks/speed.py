@@ -41,26 +41,37 @@ STARTING_COMMIT = "46a9e6f"  # the speed issue's starting point
 
 
 def _api() -> SimpleNamespace:
-    """The entry points the workloads need, from the layered package or the flat one before it."""
+    """The entry points the workloads need, from the layered package or the flat one before it;
+    `svi_objective(base, pairs, weights, example)` builds the Bayesian objective of that checkout."""
     from bayes_bps.data import make_dataset
 
     try:
         from bayes_bps import base, bayes, sampling, steering, training
+        from bayes_bps.steering.reference import hidden_scales
+
+        def svi_objective(frozen, pairs, weights, example):
+            adapter = steering.build_adapter(frozen, "lite", 1, scale_free=True)
+            model = bayes.BayesianSteering(frozen, adapter, weights, hidden_scales(frozen, pairs, 0), len(pairs),
+                                           bayes.per_example_temperature(frozen))
+            return bayes.ELBOObjective(model, example)  # no warm-up: the steady-state step
 
         return SimpleNamespace(
             FrozenBase=base.FrozenBase, TrainingPairs=base.TrainingPairs, make_dataset=make_dataset,
-            BayesianSteering=bayes.BayesianSteering, ELBOObjective=bayes.ELBOObjective,
-            per_example_temperature=bayes.per_example_temperature, build_adapter=steering.build_adapter,
+            svi_objective=svi_objective, build_adapter=steering.build_adapter,
             find_ports=steering.find_ports, head_heavy_profile=steering.head_heavy_profile, steer=steering.steer,
             DeterministicObjective=training.DeterministicObjective, SteeringTrainer=training.SteeringTrainer,
             steered_sample=sampling.steered_sample_images)
     except ImportError:  # the flat layout (46a9e6f and before)
         from bayes_bps import bayes, pairs, ports, prior, sample, train
 
+        def svi_objective(frozen, pairs, weights, example):
+            model = bayes.BayesianSteering(frozen, train.adapter_for(frozen, "lite", 1), weights, len(pairs),
+                                           bayes.per_example_temperature(frozen))
+            return bayes.ELBOObjective(model, example)
+
         return SimpleNamespace(
             FrozenBase=prior.FrozenPrior, TrainingPairs=pairs.TrainingPairs, make_dataset=make_dataset,
-            BayesianSteering=bayes.BayesianSteering, ELBOObjective=bayes.ELBOObjective,
-            per_example_temperature=bayes.per_example_temperature, build_adapter=train.adapter_for,
+            svi_objective=svi_objective, build_adapter=train.adapter_for,
             find_ports=ports.find_ports, head_heavy_profile=ports.head_heavy_profile, steer=ports.steer,
             DeterministicObjective=train.DeterministicObjective, SteeringTrainer=train.SteeringTrainer,
             steered_sample=sample.steered_ddim_sample)
@@ -101,13 +112,11 @@ def measure(repeats: int) -> dict:
         return lambda: trainer.train(trainer.step + 1, progress=False)
 
     deterministic = api.DeterministicObjective(base, api.build_adapter(base, "lite", 1), weights)
-    model = api.BayesianSteering(base, api.build_adapter(base, "lite", 1), weights, len(pairs),
-                                    api.per_example_temperature(base))
     generator = torch.Generator().manual_seed(0)
-    svi = api.ELBOObjective(model, pairs.noisy_batch(base, pairs.draw_indices(8, generator), generator))
+    svi = api.svi_objective(base, pairs, weights, pairs.noisy_batch(base, pairs.draw_indices(8, generator), generator))
     adapter = deterministic.adapter
     with torch.no_grad():  # heads away from zero, so no work is skipped by accident
-        for head in [*adapter.heads, *model.adapter.heads]:
+        for head in adapter.heads:
             head.weight.normal_(std=1e-3)
 
     # a denoising step: a classifier-free-guidance batch of 8 conditions, frozen and steered

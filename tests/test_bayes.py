@@ -1,7 +1,10 @@
 """The Bayesian steering model on a tiny base: priors, guide start, port weights, identification."""
 
+from dataclasses import replace
+
 import pytest
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from bayes_bps.base import TrainingPairs
 from bayes_bps.bayes import (
@@ -14,9 +17,10 @@ from bayes_bps.bayes import (
     posterior_draws,
 )
 from bayes_bps.bayes.objective import strength_at
+from bayes_bps.bayes.temperature import gauss_newton_precision
 from bayes_bps.bayes.weights import STEERING_UNIT
 from bayes_bps.data import make_dataset
-from bayes_bps.steering import build_adapter, find_ports, profile_weights
+from bayes_bps.steering import build_adapter, find_ports, profile_weights, steered_noise
 from bayes_bps.steering.reference import hidden_scales
 from tests.tiny_models import tiny_pixel_base
 
@@ -153,3 +157,37 @@ def test_bayesian_heads_learn_from_the_elbo(setup):
     assert objective.loss_label == "-elbo per pair"
     objective(batch, step=3).backward()
     assert any(g.abs().sum() > 0 for g in _gradients(objective.model.adapter).values())
+
+
+@pytest.mark.slow  # a Hessian through the UNet: ~5 s
+def test_the_gauss_newton_precision_is_the_hessian_where_the_residual_vanishes(setup):
+    """Observed noise set to the model's own prediction at θ0: the residual is zero there, so the
+    Hessian of the tempered, plate-scaled negative log-likelihood in θ = (log w, s) is exactly
+    the Gauss–Newton matrix, which `gauss_newton_precision` builds from forward differences."""
+    base, pairs, batch = setup
+    model = _model(base, pairs=pairs)
+    ports = len(model.port_names)
+    theta0 = torch.cat([model.log_profile + 0.3 * torch.randn(ports, generator=torch.Generator().manual_seed(1)),
+                        0.5 * torch.ones(ports)]).double()
+
+    def coefficients(theta):
+        return {"fusion": theta[:ports].exp().float(), "slope": theta[ports:].float()}
+
+    def predict(theta):
+        return steered_noise(base, model.adapter, batch, model.weights_for(coefficients(theta)))
+
+    with torch.no_grad():
+        observed = replace(batch, noise=predict(theta0))
+    sigma = model.noise_scale(batch.timesteps).detach()
+    scale = float(model.temperature) * model.n_train / len(batch.timesteps)
+
+    def negative_log_likelihood(theta):
+        residual = (observed.noise - predict(theta)).flatten(1)
+        return (0.5 * scale * (residual.square().sum(dim=1) / sigma**2).sum()).double()
+
+    with sdpa_kernel(SDPBackend.MATH):  # the fused CPU attention kernel has no second derivative
+        hessian = torch.autograd.functional.hessian(negative_log_likelihood, theta0)
+    precision = gauss_newton_precision(model, coefficients(theta0), observed)
+    assert precision.shape == (2 * ports, 2 * ports)
+    torch.testing.assert_close(precision, hessian, rtol=0.02, atol=0.02 * hessian.diagonal().abs().max().item())
+    assert hessian.diagonal().min() > 0  # the ports do steer: a control against an all-zero match

@@ -131,6 +131,7 @@ def test_simulation_based_calibration_of_the_fusion_posterior(world):
     assert 0.25 < ranks.mean() < 0.75 and ranks.std() > 0.15, (ranks.mean(), ranks.std())
 
 
+@pytest.mark.slow  # ~6 s
 def test_the_sandwich_temperature_is_one_for_independent_noise_and_small_for_correlated_noise(world):
     model = _model(world)
     truth = model.prior_median()

@@ -13,9 +13,10 @@ divisible by 2, and a quarter of the pixels make each pass about three times che
 import numpy as np
 import pytest
 import torch
+from torch.distributions import biject_to
 
 from bayes_bps.base import NoisyBatch
-from bayes_bps.bayes import SteeringPriors, posterior_draws, prior_draws
+from bayes_bps.bayes import SteeringGuide, SteeringPriors, posterior_draws, prior_draws
 from bayes_bps.bayes.diagnostics import (
     compare_posteriors,
     comparison_summary,
@@ -128,3 +129,30 @@ def test_nuts_refuses_bayesian_heads(setup):
     base, _, batch, _, _, _ = setup
     with pytest.raises(ValueError, match="point-estimated port heads"):
         nuts_reference(_model(base, SteeringPriors(head_scale=0.05)), batch, num_samples=1, warmup_steps=1)
+
+
+@pytest.mark.slow  # a second NUTS run
+def test_whitened_nuts_targets_the_same_posterior_whatever_guide_sets_its_coordinates(setup):
+    """Coordinates from a guide that is wrong on purpose (locations one prior sd off, sds halved)
+    must change only NUTS's geometry: with the flat likelihood it still gives back the prior."""
+    _, model, batch, _, _, _ = setup
+    wrong = SteeringGuide(model)
+    wrong(batch)
+    wrong.start_at_prior()
+    with torch.no_grad():
+        for location in wrong.locs.parameters():
+            location.add_(1.0)
+        for scale in wrong.scales.parameters():
+            scale.copy_(biject_to(wrong.scale_constraint).inv(torch.full_like(scale, 0.5)))
+    reference = nuts_reference(model, batch, num_samples=DRAWS, warmup_steps=WARMUP, num_chains=CHAINS, seed=1,
+                               whiten_by=wrong)
+    table = compare_posteriors(prior_draws(model, 4000), reference.draws, model.port_names)
+    summary = comparison_summary(table)
+    assert table.r_hat.max() < 1.1 and table.ess_bulk.min() > 150, summary
+    for coefficient, location in {"log_fusion": model.log_profile.numpy(), "slope": 0.0}.items():
+        rows = table.loc[coefficient]  # prior sd 1 for both
+        assert np.abs(rows["nuts_mean"] - location).max() < 0.3, (coefficient, summary)
+        assert np.abs(rows["nuts_sd"] - 1).max() < 0.25, (coefficient, summary)
+    # the control: the wrong guide itself is far from that posterior
+    wrong_table = compare_posteriors(posterior_draws(wrong, 4000), reference.draws, model.port_names)
+    assert wrong_table.discrepancy_sd.min() > 0.6 and wrong_table.sd_ratio.max() < 0.7

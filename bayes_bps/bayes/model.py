@@ -23,7 +23,7 @@ high noise and rest at low noise) with a derivative that never vanishes.
 predicts the same noise for every c > 0, and a network fitted on the same loss absorbs any
 change of w_k: the coefficients' posterior would report optimiser noise. Here the adapter is
 *scale-free*: each residual is divided by its own RMS, so no parameter of the network changes a
-port's magnitude, which is w_k g_k(t) ρ_k/16 exactly. The likelihood's dependence on w_k is
+port's magnitude, which is w_k exp(s_k τ(t)) ρ_k/16 exactly. The likelihood's dependence on w_k is
 then the data's, and the network (body and head directions, a point estimate) is trained in the
 same pass on the same negative ELBO, i.e. on the expected log-likelihood under q: one UNet pass
 per step (variational EM). `tests/test_bayes_recovery.py` fits data simulated from a known w*.

@@ -65,21 +65,41 @@ class SandwichEstimate(nn.Module):
 
 
 @torch.no_grad()
-def batch_traces(model, coefficients: dict[str, Tensor], batch: NoisyBatch) -> tuple[float, float]:
-    """(Σ_i tr(H_i), Σ_i |∇ℓ_i|²) over the batch at `coefficients` (see the module docstring)."""
-    sigma = model.noise_scale(batch.timesteps).double()
-    chain = 1 + noise_position(batch.timesteps, model.base.num_train_timesteps).double() ** 2  # |∂ log ω/∂θ_k|²
+def weight_derivatives(model, coefficients: dict[str, Tensor], batch: NoisyBatch) -> tuple[Tensor, Tensor]:
+    """(ε̂, D): the prediction at `coefficients`, flattened to (B, pixels), and D_ik = ∂ε̂_i/∂ log ω_ik
+    as (B, P, pixels), by one forward difference per port (see the module docstring)."""
     weights = model.weights_for(coefficients)
-    predicted = steered_noise(model.base, model.adapter, batch, weights)
-    residual = (batch.noise - predicted).double().flatten(1)
-    trace_h = trace_j = 0.0
-    for k, port in enumerate(model.port_names):
+    predicted = steered_noise(model.base, model.adapter, batch, weights).double().flatten(1)
+    derivatives = []
+    for port in model.port_names:
         def nudged(timesteps, k=port):
             values = weights(timesteps)
             return {**values, k: values[k] * math.exp(DIFFERENCE_STEP)}
 
-        derivative = (steered_noise(model.base, model.adapter, batch, nudged) - predicted).double().flatten(1)
-        derivative /= DIFFERENCE_STEP  # D_ik, one row per example
-        trace_h += float((derivative.square().sum(dim=1) * chain / sigma**2).sum())
-        trace_j += float(((residual * derivative).sum(dim=1) ** 2 * chain / sigma**4).sum())
-    return trace_h, trace_j
+        nudged_prediction = steered_noise(model.base, model.adapter, batch, nudged).double().flatten(1)
+        derivatives.append((nudged_prediction - predicted) / DIFFERENCE_STEP)
+    return predicted, torch.stack(derivatives, dim=1)
+
+
+@torch.no_grad()
+def batch_traces(model, coefficients: dict[str, Tensor], batch: NoisyBatch) -> tuple[float, float]:
+    """(Σ_i tr(H_i), Σ_i |∇ℓ_i|²) over the batch at `coefficients` (see the module docstring)."""
+    sigma = model.noise_scale(batch.timesteps).double()
+    chain = 1 + noise_position(batch.timesteps, model.base.num_train_timesteps).double() ** 2  # |∂ log ω/∂θ_k|²
+    predicted, derivatives = weight_derivatives(model, coefficients, batch)
+    residual = batch.noise.double().flatten(1) - predicted
+    trace_h = (derivatives.square().sum(dim=2) * (chain / sigma**2)[:, None]).sum()
+    trace_j = ((torch.einsum("bpd,bd->bp", derivatives, residual) ** 2) * (chain / sigma**4)[:, None]).sum()
+    return float(trace_h), float(trace_j)
+
+
+@torch.no_grad()
+def gauss_newton_precision(model, coefficients: dict[str, Tensor], batch: NoisyBatch) -> Tensor:
+    """The tempered, plate-scaled Gauss–Newton precision of the likelihood over θ = (log w, s),
+    (2P, 2P) in the order of `COEFFICIENTS`: λ N/B Σ_i J_iᵀ J_i / σ_i², J_i = [D_i, τ_i D_i]."""
+    sigma = model.noise_scale(batch.timesteps).double()
+    position = noise_position(batch.timesteps, model.base.num_train_timesteps).double()
+    _, derivatives = weight_derivatives(model, coefficients, batch)
+    jacobian = torch.cat([derivatives, derivatives * position[:, None, None]], dim=1)  # (B, 2P, pixels)
+    precision = torch.einsum("bpd,bqd,b->pq", jacobian, jacobian, 1 / sigma**2)
+    return precision * float(model.temperature) * model.n_train / len(batch.timesteps)

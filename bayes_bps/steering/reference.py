@@ -1,8 +1,8 @@
 """How large the frozen UNet's hidden state is at each port: the unit of a port's steering.
 
-A scale-free adapter's residual has unit RMS; the Bayesian model scales it by w_k g_k(t) times
-this reference, so a fusion coefficient is a relative size ("w_k = 16: as large as the hidden
-state it is added to") that means the same at every port and for every base.
+A scale-free adapter's residual has unit RMS; the Bayesian model scales it by
+w_k exp(s_k τ(t))/16 times this reference, so a fusion coefficient is a relative size ("w_k = 16:
+as large as the hidden state it is added to") that means the same at every port and base.
 """
 
 from __future__ import annotations
