@@ -131,6 +131,7 @@ def test_every_scheduler_samples_the_steered_posterior(run, scheduler):
     assert not torch.allclose(draws[0], draws[1], atol=1e-3)  # still steered, draw by draw
 
 
+@pytest.mark.slow  # two 50-step samplings
 def test_euler_and_ddim_take_the_same_deterministic_path():
     """Both are first-order solvers of the same probability-flow ODE on the same timesteps, so
     their samples agree; another seed is the control that must not."""
