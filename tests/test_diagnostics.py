@@ -34,6 +34,16 @@ CHAINS, WARMUP, DRAWS = 2, 40, 100
 SVI_STEPS = 30
 
 
+def _random_batch(base, size: int) -> NoisyBatch:
+    """`size` random 8x8 samples, noised at random timesteps, with random conditions."""
+    generator = torch.Generator().manual_seed(0)
+    samples, noise = torch.randn(2, size, 3, 8, 8, generator=generator)
+    timesteps = torch.randint(0, base.num_train_timesteps, (size,), generator=generator)
+    return NoisyBatch(indices=torch.arange(size), noisy=base.add_noise(samples, noise, timesteps),
+                      timesteps=timesteps, noise=noise, conditions=torch.rand(size, 1, 8, 8, generator=generator),
+                      caption_states=base.encode_captions(["a red circle"] * size))
+
+
 def _wrong_guide(model, batch) -> SteeringGuide:
     """A guide that is wrong on purpose: locations one prior sd off the prior's, sds halved."""
     wrong = SteeringGuide(model)
@@ -52,12 +62,7 @@ def setup():
     """One NUTS run, preconditioned by the wrong guide: coordinates must change only NUTS's
     geometry, never its target, so with the flat likelihood it still has to give back the prior."""
     base = tiny_pixel_base()
-    generator = torch.Generator().manual_seed(0)
-    samples, noise = torch.randn(2, 4, 3, 8, 8, generator=generator)
-    timesteps = torch.randint(0, base.num_train_timesteps, (4,), generator=generator)
-    batch = NoisyBatch(indices=torch.arange(4), noisy=base.add_noise(samples, noise, timesteps),
-                       timesteps=timesteps, noise=noise, conditions=torch.rand(4, 1, 8, 8, generator=generator),
-                       caption_states=base.encode_captions(["a red circle"] * 4))
+    batch = _random_batch(base, 4)
     model = _model(base)
     model.reference.zero_()  # no port steers: the likelihood is flat in the coefficients
     model.kl_weight = 0.5  # as if a fit stopped mid-annealing: the reference must not care
@@ -109,12 +114,7 @@ def test_without_steering_nuts_and_svi_recover_the_prior(setup):
 def test_nuts_in_its_own_coordinates_has_the_promised_shapes_and_leaves_the_rng_alone():
     """The unpreconditioned path, in a few steps: shapes, own seeds, the caller's RNG untouched."""
     base = tiny_pixel_base()
-    generator = torch.Generator().manual_seed(0)
-    samples, noise = torch.randn(2, 2, 3, 8, 8, generator=generator)
-    timesteps = torch.randint(0, base.num_train_timesteps, (2,), generator=generator)
-    batch = NoisyBatch(indices=torch.arange(2), noisy=base.add_noise(samples, noise, timesteps),
-                       timesteps=timesteps, noise=noise, conditions=torch.rand(2, 1, 8, 8, generator=generator),
-                       caption_states=base.encode_captions(["a red circle"] * 2))
+    batch = _random_batch(base, 2)
     model = _model(base)
     rng_before = torch.get_rng_state()
     reference = nuts_reference(model, batch, num_samples=4, warmup_steps=4, num_chains=2, seed=0)
