@@ -40,7 +40,7 @@ def sample_base(options: SampleOptions) -> Path:
 
 
 def run_conditions(run: FittedRun, options: SampleOptions) -> tuple[torch.Tensor, list[str]]:
-    """The conditions to sample: image files, or the first `--n` of the run's test or train split."""
+    """The conditions to sample: image files, or the first `--n` of the run's held-out or train split."""
     count = options.n or 8
     if options.condition:
         channels, resolution = run.pairs.condition_channels, run.base.resolution

@@ -82,7 +82,7 @@ def main() -> None:
     if run.bayesian:
         parser.error(f"{args.run_dir} is a Bayesian run; this measures the official recipe's network")
     options = run.options
-    held_out = make_dataset(options.domain, options.task, split="test", length=len(run.pairs), seed=options.seed,
+    held_out = make_dataset(options.domain, options.task, split="validation", length=len(run.pairs),
                             resolution=run.base.resolution)
     sets = {"train": run.pairs, "held-out": TrainingPairs.encode(run.base, held_out, len(held_out))}
     batches = {name: fixed_batches(run, pairs, args.repeats, seed=1) for name, pairs in sets.items()}

@@ -34,9 +34,9 @@ def test_shipped_bases_fit_the_size_budget():
     assert total <= 20 * 2**20, f"{total / 2**20:.1f} MB"
 
 
-def test_the_shipped_classifier_reads_real_test_images(base):
+def test_the_shipped_classifier_reads_real_held_out_images(base):
     name, base = base
-    test = make_dataset(name, split="test", length=100)
+    test = make_dataset(name, split="validation", length=100)
     images = torch.stack([test[i][0] for i in range(100)])
     captions = [test[i][2] for i in range(100)]
     result = caption_agreement(base.classifier, images, captions)
@@ -53,13 +53,13 @@ def test_sampling_is_reproducible_from_the_seed(base):
 
 
 @pytest.mark.slow
-# Measured exactly as below (DDIM 25, default guidance 3, 40 test captions): digits agreement
+# Measured exactly as below (DDIM 25, default guidance 3, 40 validation captions): digits agreement
 # 1.00 (chance 0.10), shapes 0.60 (chance 0.03); unguided they were 0.975 and 0.30. The bounds
 # leave room for other CPUs' floating point.
 @pytest.mark.parametrize("name, score, bound", [("digits", "agreement", 0.85), ("shapes", "agreement", 0.4)])
 def test_samples_show_their_captions_well_above_chance(name, score, bound):
     base = FrozenBase.from_pretrained(name)
-    test = make_dataset(name, split="test", length=40)
+    test = make_dataset(name, split="validation", length=40)
     captions = [test[i][2] for i in range(40)]
     samples = sample_images(base, captions, steps=25, seed=0, progress=False)
     result = caption_agreement(base.classifier, samples, captions)

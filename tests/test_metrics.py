@@ -161,12 +161,12 @@ def digits_classifier():
 
 
 def _digits(count=64):
-    dataset = make_dataset("digits", "sketch", split="test", length=count)
+    dataset = make_dataset("digits", "sketch", split="validation", length=count)
     images, sketches, captions = zip(*(dataset[i] for i in range(count)))
     return torch.stack(images), torch.stack(sketches), list(captions)
 
 
-def test_digit_class_agreement_is_high_on_real_test_digits(digits_classifier):
+def test_digit_class_agreement_is_high_on_real_held_out_digits(digits_classifier):
     images, _, captions = _digits()
     assert label_agreement(digits_classifier, images, captions).mean() > 0.9
     assert label_agreement(digits_classifier, images, captions[1:] + captions[:1]).mean() < 0.3

@@ -5,7 +5,8 @@ Convention shared by every dataset (a `torch.utils.data.Dataset`):
 - `dataset[i]` returns `(target, condition, caption)`: `target` float32 (C, H, W) in [-1, 1],
   channels first; `condition` float32 (Cc, H, W) in [0, 1]; `caption` a str;
 - attributes `task`, `resolution` (H == W), `image_channels` (C) and `condition_channels` (Cc);
-- `captions()` returns every caption without decoding images (to build a vocabulary).
+- `captions()` returns every caption without decoding images (to build a vocabulary);
+- the built-in domains have the splits of `splits.py`: train, validation, test, reference.
 
 The domains (`domains.DOMAINS`): "shapes", procedural coloured shapes with exact conditions,
 unlimited; "digits", scikit-learn's 1797 real handwritten digits (1 channel); "folder:PATH",
@@ -20,6 +21,7 @@ from .domains import BUILT_IN_DOMAINS, DOMAINS, Domain, check_task, domain_name,
 from .extractors import build_sketch_dataset, sketch_from_image
 from .folder import DatasetError, FolderDataset
 from .shapes import ShapesDataset
+from .splits import HELD_OUT, SPLITS
 from .tasks import TASKS
 
 __all__ = [
@@ -29,6 +31,8 @@ __all__ = [
     "DigitsDataset",
     "Domain",
     "FolderDataset",
+    "HELD_OUT",
+    "SPLITS",
     "ShapesDataset",
     "TASKS",
     "build_sketch_dataset",

@@ -1,8 +1,11 @@
 """Real handwriting: scikit-learn's bundled 8x8 digits (1797 images, works offline).
 
 The images are upsampled to the requested resolution, ink bright (+1) on a dark
-(-1) background. The split is a fixed permutation drawn from ``seed``: the first
-80% is "train", the rest "test", so the two never share an image.
+(-1) background. One fixed permutation (drawn with `HELD_OUT_SEED`, whatever `seed` is)
+splits them: the first 80% is "train", what the embedded digits base and its classifier were
+pretrained on; the other 360 digits are cut in three equal held-out splits, "validation",
+"test" and "reference" (see `splits.py`). `seed` only orders the train split, so the first N
+training digits differ between seeds while the held-out splits never move.
 """
 
 import numpy as np
@@ -13,8 +16,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .extractors import sketch_from_image
+from .splits import HELD_OUT, HELD_OUT_SEED, check_split
 
-SPLITS = ("train", "test")
 TRAIN_FRACTION = 0.8
 MAX_INTENSITY = 16  # load_digits pixels are integers 0..16
 
@@ -36,19 +39,16 @@ class DigitsDataset(Dataset):
     ) -> None:
         if task not in self.TASKS:
             raise ValueError(f"DigitsDataset has no task {task!r}; its tasks are {', '.join(self.TASKS)}")
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        check_split(split)
         if resolution < 8:
             raise ValueError(f"resolution must be at least the native 8 pixels, got {resolution}")
         digits = load_digits()
-        order = np.random.default_rng(seed).permutation(len(digits.images))
-        train_count = int(TRAIN_FRACTION * len(order))
-        indices = order[:train_count] if split == "train" else order[train_count:]
+        indices = split_indices(len(digits.images), split, seed)
         if length is not None:
             if not 1 <= length <= len(indices):
                 raise ValueError(
                     f"length must be between 1 and the {len(indices)} digits of the {split} split "
-                    f"({len(order)} in all), got {length}"
+                    f"({len(digits.images)} in all), got {length}"
                 )
             indices = indices[:length]
         pixels = torch.from_numpy(digits.images[indices] / MAX_INTENSITY).to(torch.float32)[:, None]
@@ -71,6 +71,15 @@ class DigitsDataset(Dataset):
 
     def captions(self) -> list[str]:
         return [_caption(label) for label in self.labels]
+
+
+def split_indices(count: int, split: str, seed: int) -> np.ndarray:
+    """Which of the `count` digits form `split`; only the train split's order depends on `seed`."""
+    order = np.random.default_rng(HELD_OUT_SEED).permutation(count)
+    train_count = int(TRAIN_FRACTION * count)
+    if split == "train":
+        return order[:train_count][np.random.default_rng([seed, 0]).permutation(train_count)]
+    return np.array_split(order[train_count:], len(HELD_OUT))[HELD_OUT.index(split)]
 
 
 def digit_labels() -> list[str]:

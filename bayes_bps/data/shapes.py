@@ -5,11 +5,20 @@ six colours over a dark background. Because the generator knows each object,
 it can render all four conditions (sketch, segmentation, layout, style) without
 any learned extractor, and tests can check a model's output against the truth.
 
-Scene ``i`` of a split is drawn from ``np.random.default_rng([seed, split_id, i])``:
-it depends only on (seed, split, i), never on the dataset length or on the
-order of access, and train (split_id 0) and test (split_id 1) never share a stream.
+Scenes are few enough to repeat (a lone shape has some 36 000 colourings, sizes and places), so
+a split is not just a stream of random draws. Every scene belongs to one split, named by a
+hash of its objects (`scene_split`: 70% train, 10% each held-out split), and each split's
+stream ``np.random.default_rng([seed, stream, j])`` keeps only its own scenes: scene ``i`` is
+the i-th kept draw. So no scene is in two splits, for any seeds and lengths, and scene ``i``
+depends only on (seed, split, i), never on the length or the order of access. The held-out
+splits (see `splits.py`) always use `HELD_OUT_SEED`: the same scenes for every `seed`.
+
+The embedded shapes base was pretrained before this partition, on the first 20 000 draws of
+the unfiltered seed-0 train stream (`embedded_base_scenes`); at its 32-pixel resolution the
+held-out splits skip those scenes too (measured: 56 of 512 would have repeated one).
 """
 
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -18,6 +27,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .splits import HELD_OUT, HELD_OUT_SEED, check_split
 from .tasks import TASKS
 
 SHAPES = ("circle", "square", "triangle")
@@ -32,7 +42,10 @@ COLOURS = {
 BACKGROUND = (0.12, 0.12, 0.15)
 # One class colour per shape, used by the segmentation condition.
 SEGMENTATION_PALETTE = {"circle": (1.0, 0.0, 0.0), "square": (0.0, 1.0, 0.0), "triangle": (0.0, 0.0, 1.0)}
-SPLITS = ("train", "test")
+STREAMS = {"train": 0, "validation": 1, "test": 2, "reference": 3}
+SPLIT_BUCKETS = {"train": range(7), "validation": (7,), "test": (8,), "reference": (9,)}  # of 10
+# What the embedded shapes base saw: draws 0..19 999 of the unfiltered train stream of seed 0.
+EMBEDDED_BASE_POOL = {"seed": 0, "scenes": 20000, "resolution": 32}
 
 MAX_OBJECTS = 3
 SIZE_FRACTION = (0.30, 0.45)  # object side length, as a fraction of the resolution
@@ -78,8 +91,7 @@ class ShapesDataset(Dataset):
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"ShapesDataset has no task {task!r}; its tasks are {', '.join(TASKS)}")
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        check_split(split)
         if length < 1:
             raise ValueError(f"length must be at least 1, got {length}")
         if seed < 0:
@@ -105,7 +117,11 @@ class ShapesDataset(Dataset):
 
     def factors(self, index: int) -> list[ShapeObject]:
         """The objects of scene ``index``, left to right, without rendering it."""
-        return _sample_objects(self._rng(index), self.resolution)
+        if index < 0:
+            raise IndexError(f"scene index must be non-negative, got {index}")
+        seed = HELD_OUT_SEED if self.split in HELD_OUT else self.seed
+        draw = _kept_draws(seed, self.split, self.resolution, index + 1)[index]
+        return stream_draw(seed, STREAMS[self.split], draw, self.resolution)
 
     def scene(self, index: int) -> Scene:
         """Scene ``index`` with every condition; any index >= 0 is valid."""
@@ -114,10 +130,41 @@ class ShapesDataset(Dataset):
     def captions(self) -> list[str]:
         return [caption_for(self.factors(i)) for i in range(self.length)]
 
-    def _rng(self, index: int) -> np.random.Generator:
-        if index < 0:
-            raise IndexError(f"scene index must be non-negative, got {index}")
-        return np.random.default_rng([self.seed, SPLITS.index(self.split), index])
+
+def scene_split(objects: list[ShapeObject]) -> str:
+    """The one split a scene belongs to: a stable hash of its objects picks a bucket of ten."""
+    key = ";".join(f"{obj.shape} {obj.colour} {obj.box}" for obj in objects)
+    bucket = zlib.crc32(key.encode()) % 10
+    return next(split for split, buckets in SPLIT_BUCKETS.items() if bucket in buckets)
+
+
+def stream_draw(seed: int, stream: int, draw: int, resolution: int) -> list[ShapeObject]:
+    """Draw ``draw`` of a stream, before any split keeps or skips it."""
+    return _sample_objects(np.random.default_rng([seed, stream, draw]), resolution)
+
+
+@lru_cache(maxsize=1)
+def embedded_base_scenes() -> frozenset[tuple[ShapeObject, ...]]:
+    """The scenes the embedded shapes base was pretrained on (a few seconds, once a process)."""
+    pool = EMBEDDED_BASE_POOL
+    return frozenset(tuple(stream_draw(pool["seed"], STREAMS["train"], draw, pool["resolution"]))
+                     for draw in range(pool["scenes"]))
+
+
+_KEPT: dict[tuple[int, str, int], list[int]] = {}
+
+
+def _kept_draws(seed: int, split: str, resolution: int, count: int) -> list[int]:
+    """The first `count` draws of the split's stream that belong to it, extended on demand."""
+    kept = _KEPT.setdefault((seed, split, resolution), [])
+    skip_base_scenes = split in HELD_OUT and resolution == EMBEDDED_BASE_POOL["resolution"]
+    draw = kept[-1] + 1 if kept else 0
+    while len(kept) < count:
+        objects = stream_draw(seed, STREAMS[split], draw, resolution)
+        if scene_split(objects) == split and not (skip_base_scenes and tuple(objects) in embedded_base_scenes()):
+            kept.append(draw)
+        draw += 1
+    return kept
 
 
 def shape_labels() -> list[str]:

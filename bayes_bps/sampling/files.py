@@ -49,8 +49,8 @@ def write_samples(out: Path, draws: torch.Tensor, conditions: torch.Tensor, capt
 
 
 def held_out_captions(base: FrozenBase, count: int) -> list[str]:
-    """Captions of the base's own test split, for bases pretrained on a built-in domain."""
+    """Captions of the base's own validation split, for bases pretrained on a built-in domain."""
     if base.domain not in BUILT_IN_DOMAINS:
         raise ValueError("this base was not pretrained on a built-in domain: pass --caption")
-    dataset = make_dataset(base.domain, split="test", length=count, resolution=base.resolution)
+    dataset = make_dataset(base.domain, split="validation", length=count, resolution=base.resolution)
     return [dataset[i][2] for i in range(count)]

@@ -16,12 +16,13 @@ class SampleOptions:
     run_dir: Path | None = option(None, "a fit's run folder: sample its posterior predictive (omit to sample "
                                   "a bare --base)", positional=True)
     base: str | None = option(None, "without RUN_DIR: embedded base name or diffusers folder [shapes]")
-    caption: list[str] = option([], "caption (repeatable); default: the captions of the base's test split, "
-                                "or of the run's --split conditions", repeat=True)
-    num_captions: int = option(6, "without RUN_DIR: test captions when none are given", low=1)
+    caption: list[str] = option([], "caption (repeatable); default: the captions of the base's validation "
+                                "split, or of the run's --split conditions", repeat=True)
+    num_captions: int = option(6, "without RUN_DIR: validation captions when none are given", low=1)
     n: int | None = option(None, "samples per caption [6]; with RUN_DIR: conditions from --split [8]", low=1)
-    split: str | None = option(None, "with RUN_DIR: where conditions come from (folder datasets have only "
-                               "train pairs) [test]", choices=("test", "train"))
+    split: str | None = option(None, "with RUN_DIR: where conditions come from: the run's evaluation split, "
+                               "or its train pairs (folder datasets have only train pairs) [held-out]",
+                               choices=("held-out", "train"))
     condition: list[Path] = option([], "with RUN_DIR: a condition image (repeatable) instead of --split; "
                                    "needs --caption, once or once per condition", repeat=True)
     draws: int | None = option(None, "with RUN_DIR: posterior draws per condition [8] (a deterministic run "

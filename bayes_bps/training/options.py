@@ -12,7 +12,7 @@ from pathlib import Path
 from ..base import DEFAULT_GUIDANCE_SCALE, SCHEDULERS
 from ..base.pairs import TIMESTEP_SAMPLING
 from ..bayes import SteeringPriors
-from ..data import check_task, parse_domain
+from ..data import HELD_OUT, check_task, parse_domain
 from ..steering import PRESETS, PROFILES
 from ..utils.options import option
 
@@ -54,7 +54,9 @@ class FitOptions:
     checkpoint_every: int = option(200, "steps between checkpoints", low=1)
     posterior_draws: int = option(8, "posterior draws per condition behind the sd in samples.png", low=2)
     grid_conditions: int = option(6, "conditions shown in samples.png", low=1)
-    eval_samples: int = option(64, "test conditions for evaluation.json", low=1)
+    eval_split: str = option("validation", "held-out split of evaluation.json (keep test for the study's "
+                             "final numbers)", choices=HELD_OUT)
+    eval_samples: int = option(64, "held-out conditions for evaluation.json", low=1)
     ddim_steps: int = option(50, "sampling steps of the evaluation (DDIM by default)", low=1)
     scheduler: str = option("ddim", "sampler of the evaluation", choices=SCHEDULERS)
     guidance_scale: float = option(DEFAULT_GUIDANCE_SCALE, "classifier-free guidance scale when sampling", above=0)

@@ -44,12 +44,12 @@ class FittedRun:
     def held_out(self, count: int):
         """Conditions the fit never saw, with their captions: (images, conditions, captions, label)."""
         options, resolution = self.options, self.base.resolution
-        if options.domain_name == "folder":  # a folder dataset has no test split
+        if options.domain_name == "folder":  # a folder dataset has no held-out split
             dataset, label = make_dataset(options.domain, options.task, resolution=resolution), "train pairs"
         else:
-            dataset = make_dataset(options.domain, options.task, split="test", length=count,
-                                   seed=options.seed, resolution=resolution)
-            label = "test split"
+            dataset = make_dataset(options.domain, options.task, split=options.eval_split, length=count,
+                                   resolution=resolution)
+            label = f"{options.eval_split} split"
         count = min(count, len(dataset))
         images, conditions, captions = zip(*(dataset[i] for i in range(count)))
         return torch.stack(images), torch.stack(conditions), list(captions), label

@@ -43,13 +43,14 @@ def write_model_card(out: Path, options: PretrainOptions, stats: dict) -> None:
         rows = [(f"generated, guidance {evaluation['generated']['guidance_scale']:g} (the default)",
                  evaluation["generated"]),
                 ("generated, guidance 1 (none)", evaluation["generated_unguided"]),
-                ("real test images (classifier ceiling)", evaluation["real_test"])]
+                ("real validation images (classifier ceiling)", evaluation["real_validation"])]
         lines += [
             "## Does it draw what the caption says?",
             "",
             f"The shipped domain classifier (`classifier/`, {stats['classifier_steps']} training steps) "
             f"reads the caption's content back from {evaluation['generated']['n']} samples generated for "
-            f"test-split captions (DDIM {options.eval_ddim_steps} steps, the same noise at both guidance scales). "
+            f"validation-split captions (DDIM {options.eval_ddim_steps} steps, the same noise at both "
+            "guidance scales). "
             "Agreement is the fraction of images whose predicted labels equal the caption's exactly; "
             "label F1 scores the overlap of the predicted and captioned label sets (it equals "
             "agreement for one label per image); chance is each score against shuffled captions.",

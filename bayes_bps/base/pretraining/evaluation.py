@@ -15,7 +15,7 @@ from .options import PretrainOptions
 
 
 def domain_dataset(options: PretrainOptions, split: str, length: int | None):
-    """The base's training data (or its test split), in the domain's first task."""
+    """The base's training data (or a held-out split), in the domain's first task."""
     task = parse_domain(options.domain)[0].tasks[0]
     return make_dataset(options.domain, task, split=split, length=length, seed=options.seed,
                         resolution=options.resolution)
@@ -23,11 +23,13 @@ def domain_dataset(options: PretrainOptions, split: str, length: int | None):
 
 def evaluate_base(out: Path, options: PretrainOptions) -> dict:
     """Caption agreement of the shipped classifier on generated samples, at the options' guidance
-    and without guidance (the same noise), against chance; and a grid of samples."""
+    and without guidance (the same noise), against chance; and a grid of samples. The captions
+    come from the validation split: the test split stays unseen until the study scores it."""
     base = FrozenBase.from_pretrained(out)
-    test = domain_dataset(options, "test", options.eval_samples)
-    captions = [test[i][2] for i in range(len(test))]
-    real = torch.stack([test[i][0] for i in range(len(test))])
+    validation = domain_dataset(options, "validation", None)
+    count = min(options.eval_samples, len(validation))
+    captions = [validation[i][2] for i in range(count)]
+    real = torch.stack([validation[i][0] for i in range(count)])
     save_png(caption_grid(base, captions[:6], 6, steps=options.eval_ddim_steps,
                           guidance_scale=options.guidance_scale, seed=options.seed), out / "samples.png")
     evaluation = {}
@@ -36,5 +38,5 @@ def evaluate_base(out: Path, options: PretrainOptions) -> dict:
                                 seed=options.seed)
         evaluation[name] = caption_agreement(base.classifier, generated, captions, seed=options.seed)
         evaluation[name]["guidance_scale"] = scale
-    evaluation["real_test"] = caption_agreement(base.classifier, real, captions, seed=options.seed)
+    evaluation["real_validation"] = caption_agreement(base.classifier, real, captions, seed=options.seed)
     return evaluation
