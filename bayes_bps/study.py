@@ -1,22 +1,37 @@
-"""Studies over fitted methods: `python -m bayes_bps.study data-efficiency`.
+"""Studies over fitted methods: `python -m bayes_bps.study tune|data-efficiency`.
 
-    python -m bayes_bps.study data-efficiency                       # the full grid (hours on 2 CPU cores)
+    python -m bayes_bps.study tune --out benchmarks/data_efficiency            # 1. tune on validation
+    python -m bayes_bps.study data-efficiency --out benchmarks/data_efficiency # 2. the grid on test
     python -m bayes_bps.study data-efficiency --domains digits --seeds 0 --n 10
     python -m bayes_bps.study data-efficiency --inception-weights pt_inception.pth   # real FID
 
-The study is described in `experiments/data_efficiency.py`. Each invocation resumes the CSVs in
---out, then rebuilds `table.md` and `data_efficiency.png`/`.pdf` from every CSV there, and
-writes its options to `options-<domains>.json`.
+The stages are described in `experiments/tuning.py` and `experiments/data_efficiency.py`.
+Each invocation resumes the files in --out and rebuilds what derives from them: after tune,
+`curves.png` and `settings.csv`; after the grid, `paired.csv`, `paired.md`, `table.md` and
+`data_efficiency.png`/`.pdf`. It writes its options to `options-<stage>-<domains>.json` and
+appends its wall time to `wall_time.csv`.
 """
 
 from __future__ import annotations
 
+import platform
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
-from .experiments.data_efficiency import StudyOptions, data_efficiency, summary_table
+import torch
+
+from .experiments.data_efficiency import data_efficiency
+from .experiments.options import StudyOptions
+from .experiments.records import append_rows, read_rows, write_rows
+from .experiments.tables import PAIRED_COLUMNS, paired_rows, paired_table, summary_table
+from .experiments.tuning import tune
+from .metrics import PRIMARY_SCORE
 from .utils import options as option_files
 from .utils.cli import fail
-from .viz.figures import plot_data_efficiency, save_figure
+from .viz.figures import plot_data_efficiency, plot_learning_curves, save_figure
+
+WALL_TIME_COLUMNS = ["stage", "domains", "started", "wall_seconds", "machine"]
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -24,13 +39,30 @@ def main(argv: list[str] | None = None) -> Path:
         options, _ = option_files.parse(StudyOptions, argv, "python -m bayes_bps.study", __doc__.splitlines()[0])
     except ValueError as error:
         fail(error)
+    out, started, clock = options.out, datetime.now(timezone.utc), time.perf_counter()
+    domains = options.tune_domain if options.study == "tune" else "-".join(options.domains)
     # one record per invocation: the domains may run as separate processes into one folder
-    option_files.write(options, options.out / f"options-{'-'.join(options.domains)}.json")
-    rows = data_efficiency(options)
-    (options.out / "table.md").write_text(summary_table(rows))
-    save_figure(plot_data_efficiency(rows), options.out, "data_efficiency")
-    print(f"wrote {options.out}")
-    return options.out
+    option_files.write(options, out / f"options-{options.study}-{domains}.json")
+    try:
+        if options.study == "tune":
+            tune(options)
+            save_figure(plot_learning_curves(read_rows(out / "curves.csv"), PRIMARY_SCORE[options.tune_task]),
+                        out, "curves")
+        else:
+            rows = data_efficiency(options)
+            paired = paired_rows(out, resamples=options.bootstrap_resamples)
+            write_rows(out / "paired.csv", PAIRED_COLUMNS, paired)
+            (out / "paired.md").write_text(paired_table(paired))
+            (out / "table.md").write_text(summary_table(rows))
+            save_figure(plot_data_efficiency(rows), out, "data_efficiency")
+    except ValueError as error:
+        fail(error)
+    append_rows(out / "wall_time.csv", WALL_TIME_COLUMNS, [{
+        "stage": options.study, "domains": domains,
+        "started": started.isoformat(timespec="seconds"), "wall_seconds": f"{time.perf_counter() - clock:.0f}",
+        "machine": f"{torch.get_num_threads()} CPU threads, {platform.machine()}"}])
+    print(f"wrote {out}")
+    return out
 
 
 if __name__ == "__main__":

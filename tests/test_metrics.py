@@ -26,6 +26,7 @@ from bayes_bps.metrics import (
     layout_agreement,
     load_fid_inception,
     mean_estimate,
+    style,
 )
 from bayes_bps.metrics.inception import WEIGHTS_FILE
 
@@ -101,6 +102,32 @@ def test_kid_over_subsets_estimates_the_whole_set_kid():
     assert subsets == kernel_inception_distance(a, b, subsets=50, subset_size=100, seed=3)
     assert subsets == pytest.approx(whole, rel=0.15) and subsets != whole
 
+def test_kid_is_torchmetrics_kid_on_whole_sets():
+    """An independent implementation: torchmetrics' polynomial-kernel MMD (equal set sizes)."""
+    from torchmetrics.image import kid
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(60, 16)), rng.normal(size=(60, 16)) * 1.3 + 0.2
+    expected = float(kid.poly_mmd(torch.from_numpy(a), torch.from_numpy(b)))
+    assert kernel_inception_distance(a, b) == pytest.approx(expected, rel=1e-9)
+
+
+def test_matched_pairs_bias_the_kid_and_a_disjoint_reference_does_not():
+    """Why the study compares generated images with the reference split, never with their own
+    targets: a generated image near its target shares the target's deviation from the mean, and
+    the cross term counts each such pair. The generator here is exact (its images are drawn from
+    the real distribution), so the KID's expectation is zero."""
+    rng = np.random.default_rng(3)
+    matched, disjoint = [], []
+    for _ in range(200):
+        targets = rng.normal(size=(20, 8))
+        generated = 0.8 * targets + 0.6 * rng.normal(size=(20, 8))  # same distribution, near its target
+        matched.append(kernel_inception_distance(targets, generated))
+        disjoint.append(kernel_inception_distance(rng.normal(size=(20, 8)), generated))
+    matched, disjoint = np.array(matched), np.array(disjoint)
+    standard_error = disjoint.std() / np.sqrt(len(disjoint))
+    assert abs(disjoint.mean()) < 3 * standard_error
+    assert matched.mean() < -10 * standard_error and (matched < 0).mean() > 0.9
+
 
 def test_distances_reject_mismatched_or_too_small_feature_sets():
     with pytest.raises(ValueError, match="features_a has 4 features per image and features_b 3"):
@@ -152,7 +179,9 @@ def test_layout_agreement_is_perfect_for_a_scene_in_its_own_boxes_and_low_otherw
     assert torch.all(own["box_precision"] == 1) and torch.all(own["box_recall"] == 1)
     assert shuffled["box_precision"].mean() < 0.6 and shuffled["box_recall"].mean() < 0.6
     blank = layout_agreement(torch.full_like(images, -0.8), layouts)
-    assert torch.all(blank["box_recall"] == 0)
+    assert torch.all(blank["box_recall"] == 0) and torch.all(blank["box_f1"] == 0)
+    assert torch.all(own["box_f1"] == 1) and torch.all(shuffled["box_f1"] <= torch.maximum(
+        shuffled["box_precision"], shuffled["box_recall"]))
 
 
 @pytest.fixture(scope="module")
@@ -172,15 +201,29 @@ def test_digit_class_agreement_is_high_on_real_held_out_digits(digits_classifier
     assert label_agreement(digits_classifier, images, captions[1:] + captions[:1]).mean() < 0.3
 
 
-def test_condition_fidelity_gathers_the_scores_of_a_task(digits_classifier):
+def test_condition_fidelity_gathers_the_scores_of_a_task(digits_classifier, monkeypatch):
+    untrained = DomainClassifier(3, style.STYLE_LABELS, multi_label=False, width=8)
+    monkeypatch.setattr(style, "style_classifier", lambda resolution: untrained)  # its training is tested below
     images, sketches, captions = _digits(16)
     scores = condition_fidelity("sketch", images, sketches, captions, classifier=digits_classifier)
     assert set(scores) == {"edge_f1", "label_agreement"}
     assert all(score.shape == (16,) for score in scores.values())
-    assert set(condition_fidelity("layout", *_shapes("layout", 4))) == {"box_precision", "box_recall"}
-    assert condition_fidelity("style", *_shapes("style", 4)) == {}
+    layout_scores = set(condition_fidelity("layout", *_shapes("layout", 4)))
+    assert layout_scores == {"box_precision", "box_recall", "box_f1"}
+    assert set(condition_fidelity("style", *_shapes("style", 4))) == {"style_agreement"}
     with pytest.raises(ValueError, match="tasks are sketch"):
         condition_fidelity("depth", images, sketches, captions)
+
+
+@pytest.mark.slow
+def test_the_style_classifier_tells_hatched_from_plain_held_out_scenes_and_an_untrained_one_cannot():
+    held_out = style.PlainAndHatched("validation", 100, 32)
+    plain, hatched = held_out.images[0::2], held_out.images[1::2]
+    trained = style.train_style_classifier(32)
+    assert style.style_agreement(hatched, trained).mean() > 0.95 and style.style_agreement(plain, trained).mean() < 0.05
+    untrained = DomainClassifier(3, style.STYLE_LABELS, multi_label=False, width=8)
+    gap = style.style_agreement(hatched, untrained).mean() - style.style_agreement(plain, untrained).mean()
+    assert abs(gap) < 0.5
 
 
 # --- features: domain classifier and pytorch-fid's Inception -------------------------------

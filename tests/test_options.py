@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from bayes_bps.base.pretraining import PretrainOptions
-from bayes_bps.experiments.data_efficiency import StudyOptions
+from bayes_bps.experiments.options import StudyOptions
 from bayes_bps.sampling.options import SampleOptions
 from bayes_bps.training import FitOptions
 from bayes_bps.utils import options as option_files

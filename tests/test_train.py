@@ -98,3 +98,40 @@ def test_high_noise_timestep_sampling_follows_the_cubic_law():
     assert abs((high >= 800).float().mean().item() - 0.2 ** (1 / 3)) < 0.02
     with pytest.raises(ValueError, match="unknown timestep sampling"):
         draw_timesteps(1000, 4, generator, "low-noise")
+
+
+def test_caption_dropout_replaces_that_fraction_of_captions_by_the_empty_one(prior_and_pairs):
+    base, pairs = prior_and_pairs
+    empty = base.encode_captions([""])
+    indices = torch.arange(len(pairs)).repeat(64)  # 256 examples of the 4 pairs
+    kept = pairs.noisy_batch(base, indices, torch.Generator().manual_seed(0))
+    dropped = pairs.noisy_batch(base, indices, torch.Generator().manual_seed(0), caption_dropout=0.5,
+                                empty_caption_states=empty)
+    is_empty = [torch.equal(states, empty[0]) for states in dropped.caption_states]
+    assert not any(torch.equal(states, empty[0]) for states in kept.caption_states)
+    assert 0.4 < sum(is_empty) / len(is_empty) < 0.6
+    originals = pairs.caption_states[indices]
+    assert all(torch.equal(d, o) for d, o, e in zip(dropped.caption_states, originals, is_empty) if not e)
+
+
+def test_the_conditioning_scale_multiplies_every_port_weight(prior_and_pairs):
+    """Scale 0 is the frozen UNet, and scale s steers as weights × s do."""
+    base, pairs = prior_and_pairs
+    torch.manual_seed(0)
+    adapter = build_adapter(base, "tiny", pairs.condition_channels)
+    with torch.no_grad():
+        for head in adapter.heads:
+            head.weight.normal_()
+    weights = profile_weights(base.unet, "head-heavy")
+    batch = pairs.noisy_batch(base, torch.arange(len(pairs)), torch.Generator().manual_seed(1))
+
+    def predict(scale, port_weights):
+        with torch.no_grad(), DeterministicObjective(base, adapter, port_weights).steering(batch.conditions, scale):
+            return base.predict_noise(batch.noisy, batch.timesteps, batch.caption_states)
+
+    with torch.no_grad():
+        frozen = base.predict_noise(batch.noisy, batch.timesteps, batch.caption_states)
+    assert torch.equal(predict(0.0, weights), frozen) and not torch.allclose(predict(1.0, weights), frozen)
+    doubled = {name: 2 * value for name, value in weights.items()}
+    torch.testing.assert_close(predict(2.0, weights), predict(1.0, doubled))
+    assert not torch.allclose(predict(2.0, weights), predict(1.0, weights))

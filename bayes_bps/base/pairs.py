@@ -80,13 +80,24 @@ class TrainingPairs:
         return torch.randperm(len(self), generator=generator)[: min(batch_size, len(self))]
 
     def noisy_batch(self, base: FrozenBase, indices: Tensor, generator: torch.Generator,
-                    timestep_sampling: str = "uniform") -> NoisyBatch:
-        """Noise the pairs at `indices`: one t (see `draw_timesteps`) and one ε per example."""
+                    timestep_sampling: str = "uniform", caption_dropout: float = 0.0,
+                    empty_caption_states: Tensor | None = None) -> NoisyBatch:
+        """Noise the pairs at `indices`: one t (see `draw_timesteps`) and one ε per example.
+
+        `caption_dropout` replaces that fraction of captions (drawn per example) by the empty
+        caption, as ControlNet's recipe does with half of them, so the network must read the
+        content from the condition; pass `base.encode_captions([""])` as `empty_caption_states`
+        to encode it once per run rather than once per batch."""
         samples = self.samples[indices.to(self.samples.device)]
         timesteps = draw_timesteps(base.num_train_timesteps, len(indices), generator, timestep_sampling)
         noise = torch.randn(samples.shape, generator=generator).to(samples.device)
         timesteps = timesteps.to(samples.device)
+        states = self.caption_states[indices.to(self.caption_states.device)]
+        if caption_dropout > 0:
+            dropped = (torch.rand(len(indices), generator=generator) < caption_dropout).to(states.device)
+            empty = base.encode_captions([""]) if empty_caption_states is None else empty_caption_states
+            states = torch.where(dropped[:, None, None], empty.to(states.device, states.dtype), states)
         return NoisyBatch(indices=indices, noisy=base.add_noise(samples, noise, timesteps),
                           timesteps=timesteps, noise=noise,
                           conditions=self.conditions[indices.to(self.conditions.device)],
-                          caption_states=self.caption_states[indices.to(self.caption_states.device)])
+                          caption_states=states)

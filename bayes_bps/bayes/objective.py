@@ -87,7 +87,7 @@ class ELBOObjective(nn.Module):
                  "max_grad_norm": None},
                 {"name": GUIDE_GROUP, "params": list(self.guide.parameters()), "lr": guide_lr, "max_grad_norm": None}]
 
-    def steering(self, conditions: Tensor) -> AbstractContextManager:
+    def steering(self, conditions: Tensor, scale: float = 1.0) -> AbstractContextManager:
         """`steer` with its own posterior draw of the coefficients for each condition, so every
         image sampled inside is one draw from the posterior predictive (draws from torch's RNG)."""
         model = self.model
@@ -95,4 +95,4 @@ class ELBOObjective(nn.Module):
             raise ValueError("one adapter call cannot vary Bayesian head weights per image; "
                              "use `sampling.posterior_predictive`, which loops over draws")
         draws = posterior_draws(self.guide, len(conditions))
-        return steer(model.base.unet, model.adapter, conditions, model.weights_per_image(draws, 1))
+        return steer(model.base.unet, model.adapter, conditions, model.weights_per_image(draws, 1), scale)

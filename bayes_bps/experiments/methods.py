@@ -1,10 +1,12 @@
-"""The methods the data-efficiency study compares, behind one interface.
+"""The methods the study compares, behind one interface.
 
 Every trained method is an objective (`training.SteeringObjective`) built by the registry below
-and run through the same `SteeringTrainer` with the same training pairs, steps, batch size,
-learning rate and seed. What comes out is a `FittedMethod`: its size, its time per step, and a
-`steering(conditions)` context inside which every call of the frozen UNet is steered, so one
-DDIM sampler serves them all. Adding a method is one objective class and one registry entry.
+and run through the same `SteeringTrainer` on the same training pairs and seed; its recipe
+(`recipes.py`: learning rate, steps, caption dropout, timestep sampling) comes in the fit
+options. What comes out is a `FittedMethod`: its size, its time per step, and a
+`steering(conditions, scale)` context inside which every call of the frozen UNet is steered,
+so one DDIM sampler serves them all. Adding a method is one objective class, one registry
+entry and one published recipe.
 
 - `unsteered`: the frozen base alone (nothing trained);
 - `controlnet`, `t2i-adapter`: diffusers' own `ControlNetModel.from_unet` and `T2IAdapter`;
@@ -16,7 +18,7 @@ DDIM sampler serves them all. Adding a method is one objective class and one reg
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 
@@ -24,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ..base import FrozenBase, TrainingPairs, sample_images
-from ..training import FitOptions, SteeringObjective, SteeringTrainer, build_objective, trainable_parameters
+from ..training import FitOptions, SteeringObjective, build_objective, trainable_parameters, trainer_for
 from ..utils.seeding import seeded
 from .baselines import BASELINES
 
@@ -55,33 +57,55 @@ class FittedMethod:
     name: str
     trainable_parameters: int
     seconds_per_step: float | None  # None: nothing was trained
-    steering: Callable[[Tensor], AbstractContextManager]  # conditions -> steered-UNet context
+    steering: Callable[..., AbstractContextManager]  # (conditions, scale) -> steered-UNet context
 
     @torch.no_grad()
     def sample(self, base: FrozenBase, conditions: Tensor, captions: list[str], *, steps: int,
-               seed: int, progress: bool = False) -> Tensor:
+               seed: int, scale: float = 1.0, progress: bool = False) -> Tensor:
         """One image in [-1, 1] per (condition, caption), from seeded DDIM noise and (for the
-        Bayesian method) seeded posterior draws."""
-        with seeded(seed), self.steering(conditions.to(base.device)):
+        Bayesian method) seeded posterior draws; `scale` is the conditioning scale."""
+        with seeded(seed), self.steering(conditions.to(base.device), scale):
             return sample_images(base, captions, steps=steps, seed=seed, progress=progress)
 
 
-def fit_method(name: str, base: FrozenBase, pairs: TrainingPairs, options: FitOptions,
-               progress: bool = True) -> FittedMethod:
-    """Train `name` on `pairs` for `options.steps` steps (nothing for `unsteered`)."""
+# (the method as fitted so far, its step, its training seconds so far) -> None
+CheckpointHook = Callable[[FittedMethod, int, float], None]
+
+
+def fit_method(name: str, base: FrozenBase, pairs: TrainingPairs, options: FitOptions | None,
+               progress: bool = True, checkpoints: Sequence[int] = (),
+               on_checkpoint: CheckpointHook | None = None) -> FittedMethod:
+    """Train `name` on `pairs` for `options.steps` steps (nothing for `unsteered`, whose
+    options may be None).
+
+    At each step in `checkpoints`, `on_checkpoint` sees the method as fitted so far (in eval
+    mode; training resumes after it), so a learning curve is one run, not a refit per point.
+    Its time is not counted in the training seconds."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
     builder = METHODS[name]
     if builder is None:
-        return FittedMethod(name, 0, None, lambda conditions: nullcontext())
+        return FittedMethod(name, 0, None, lambda conditions, scale=1.0: nullcontext())
     torch.manual_seed(options.seed)
     objective = builder(base, pairs, options)
-    trainer = SteeringTrainer(base, pairs, objective, batch_size=options.batch_size, lr=options.lr,
-                              guide_lr=options.guide_lr, noise_lr=options.noise_lr, grad_clip=options.grad_clip,
-                              seed=options.seed, timestep_sampling=options.timestep_sampling)
+    trainer = trainer_for(options, base, pairs, objective)
+    fitted = FittedMethod(name, trainable_parameters(objective), None, objective.steering)
+    training_seconds, started = 0.0, time.perf_counter()
+
+    def at_step(step: int) -> None:
+        nonlocal training_seconds, started
+        if on_checkpoint is None or step not in checkpoints:
+            return
+        training_seconds += time.perf_counter() - started
+        objective.eval()
+        on_checkpoint(fitted, step, training_seconds)
+        objective.train()
+        started = time.perf_counter()
+
     objective.train()
-    start = time.perf_counter()
-    trainer.train(options.steps, description=f"{name} N={len(pairs)} seed={options.seed}", progress=progress)
-    seconds_per_step = (time.perf_counter() - start) / options.steps
+    trainer.train(options.steps, on_step=at_step, description=f"{name} N={len(pairs)} seed={options.seed}",
+                  progress=progress)
+    training_seconds += time.perf_counter() - started
     objective.eval()
-    return FittedMethod(name, trainable_parameters(objective), seconds_per_step, objective.steering)
+    fitted.seconds_per_step = training_seconds / options.steps
+    return fitted

@@ -12,9 +12,10 @@ from .distribution import (
     distribution_distances,
     distribution_features,
     domain_features,
+    feature_distances,
 )
 from .edges import edge_f1
-from .fidelity import condition_fidelity
+from .fidelity import PRIMARY_SCORE, condition_fidelity
 from .foreground import background_colour, foreground_iou, foreground_mask
 from .inception import find_inception_weights, inception_features, load_fid_inception
 from .intervals import Estimate, bootstrap_interval, mean_estimate
@@ -22,6 +23,7 @@ from .labels import label_agreement
 from .layout import layout_agreement
 
 __all__ = [
+    "PRIMARY_SCORE",
     "Estimate",
     "FeatureSpace",
     "background_colour",
@@ -31,6 +33,7 @@ __all__ = [
     "distribution_features",
     "domain_features",
     "edge_f1",
+    "feature_distances",
     "find_inception_weights",
     "foreground_iou",
     "foreground_mask",

@@ -65,8 +65,15 @@ def distribution_distances(space: FeatureSpace, real: torch.Tensor, generated: t
                            resamples: int = DISTANCE_RESAMPLES, seed: int = 0) -> dict[str, Estimate]:
     """Fréchet distance and KID between real and generated images, named for their features,
     each with its bootstrap interval over both image sets (`resamples` FDs and KIDs: cheap for
-    the hundreds of images evaluated here, slow for sets past the KID's 1000-image subsets)."""
-    real_features, generated_features = space.extract(real), space.extract(generated)
+    the hundreds of images evaluated here, slow for sets past the KID's 1000-image subsets).
+    The real images should not be the targets of the generated ones' conditions
+    (`distances.py` says why)."""
+    return feature_distances(space, space.extract(real), space.extract(generated), resamples, seed)
+
+
+def feature_distances(space: FeatureSpace, real_features: np.ndarray, generated_features: np.ndarray,
+                      resamples: int = DISTANCE_RESAMPLES, seed: int = 0) -> dict[str, Estimate]:
+    """`distribution_distances` on features already extracted in `space`."""
     return {name: bootstrap_interval(distance, real_features, generated_features,
                                      resamples=resamples, seed=seed)
             for name, distance in ((space.name, frechet_distance),

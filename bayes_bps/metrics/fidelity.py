@@ -4,11 +4,12 @@
 |--------------|-----------------------------------------|-----------------|
 | sketch       | edge_f1                                 | `edges.py`      |
 | segmentation | foreground_iou                          | `foreground.py` |
-| layout       | box_precision, box_recall               | `layout.py`     |
-| style        | (none: the condition is the plain scene) |                 |
+| layout       | box_precision, box_recall, box_f1       | `layout.py`     |
+| style        | style_agreement                         | `style.py`      |
 | any, given a domain classifier | label_agreement       | `labels.py`     |
 
 With a digits base the task is "sketch" and `label_agreement` is the digit class agreement.
+`PRIMARY_SCORE` names the score a study tunes on and leads its tables with.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from .edges import edge_f1
 from .foreground import foreground_iou
 from .labels import label_agreement
 from .layout import layout_agreement
+from .style import style_agreement
+
+PRIMARY_SCORE = {"sketch": "edge_f1", "segmentation": "foreground_iou", "layout": "box_f1",
+                 "style": "style_agreement"}
 
 
 def condition_fidelity(task: str, images: torch.Tensor, conditions: torch.Tensor, captions: list[str],
@@ -35,6 +40,8 @@ def condition_fidelity(task: str, images: torch.Tensor, conditions: torch.Tensor
         scores["foreground_iou"] = foreground_iou(images, conditions)
     elif task == "layout":
         scores.update(layout_agreement(images, conditions))
+    elif task == "style":
+        scores["style_agreement"] = style_agreement(images)
     if classifier is not None:
         scores["label_agreement"] = label_agreement(classifier, images, captions)
     return scores

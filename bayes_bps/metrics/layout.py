@@ -10,7 +10,8 @@ foreground (`foreground.py`):
 - `box_recall`: the fraction of boxes whose area is at least `min_fill` foreground. A triangle
   fills half its box and a circle 79 %, so the default 1/4 asks that something object-sized is
   there, not that it has the right shape; the class is the domain classifier's business
-  (`labels.py`).
+  (`labels.py`);
+- `box_f1`: their harmonic mean, the one number a tuning run can maximise.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _box_fills(foreground: torch.Tensor, layout: torch.Tensor) -> list[float]:
 
 def layout_agreement(images: torch.Tensor, layouts: torch.Tensor, min_fill: float = MIN_FILL,
                      threshold: float = FOREGROUND_THRESHOLD) -> dict[str, torch.Tensor]:
-    """Per-image `box_precision` and `box_recall` `(B,)` of images in [-1, 1] against layouts."""
+    """Per-image `box_precision`, `box_recall` and `box_f1` `(B,)` of images in [-1, 1] against layouts."""
     if images.shape[0] != layouts.shape[0] or images.shape[-2:] != layouts.shape[-2:]:
         raise ValueError(f"images {tuple(images.shape)} and layouts {tuple(layouts.shape)} "
                          "must match in batch and size")
@@ -48,4 +49,6 @@ def layout_agreement(images: torch.Tensor, layouts: torch.Tensor, min_fill: floa
     for mask, layout in zip(foreground, layouts):
         fills = torch.tensor(_box_fills(mask, layout))
         recall.append((fills >= min_fill).float().mean().item() if len(fills) else 1.0)
-    return {"box_precision": precision, "box_recall": torch.tensor(recall)}
+    recall = torch.tensor(recall)
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), 0.0)
+    return {"box_precision": precision, "box_recall": recall, "box_f1": f1}

@@ -71,7 +71,8 @@ def _apply_weight(weight: Weight, residual: Tensor, port: str) -> Tensor:
 
 
 @contextmanager
-def steer(unet: nn.Module, adapter: Adapter, condition: Tensor, weights: PortWeights) -> Iterator[None]:
+def steer(unet: nn.Module, adapter: Adapter, condition: Tensor, weights: PortWeights,
+          scale: float = 1.0) -> Iterator[None]:
     """Steer every UNet call inside the context with `adapter` and a fixed `condition`.
 
     A forward pre-hook on the UNet reads each call's `sample` and `timestep`, embeds the timestep
@@ -85,6 +86,8 @@ def steer(unet: nn.Module, adapter: Adapter, condition: Tensor, weights: PortWei
     - `weights` gives one value per port (0 turns a port off): a float, a 0-d tensor, or a tensor
       with one value per UNet-batch example. It may also be a callable mapping the per-example
       timesteps to such a dict, for time-dependent weights.
+    - `scale` multiplies every port's residual at sampling time, like diffusers' ControlNet
+      `conditioning_scale` (the study tunes it on validation for every method alike).
     - The stash lives until the next call, so gradient checkpointing can recompute the blocks
       during backward; run backward before the next steered call.
     """
@@ -119,7 +122,7 @@ def steer(unet: nn.Module, adapter: Adapter, condition: Tensor, weights: PortWei
         call_weights = weights(timesteps) if callable(weights) else weights
         _check_weights(call_weights, port_names)
         stash.clear()
-        stash.update({name: _apply_weight(call_weights[name], r, name) for name, r in residuals.items()})
+        stash.update({name: scale * _apply_weight(call_weights[name], r, name) for name, r in residuals.items()})
 
     try:
         with removed_on_exit([unet.register_forward_pre_hook(compute_residuals, with_kwargs=True)]), \

@@ -32,5 +32,5 @@ class DeterministicObjective(nn.Module):
     def parameter_groups(self, lr: float, **rates: float) -> list[dict]:
         return [{"params": list(self.adapter.parameters()), "lr": lr}]
 
-    def steering(self, conditions: Tensor) -> AbstractContextManager:
-        return steer(self._base[0].unet, self.adapter, conditions, self.weights)
+    def steering(self, conditions: Tensor, scale: float = 1.0) -> AbstractContextManager:
+        return steer(self._base[0].unet, self.adapter, conditions, self.weights, scale)

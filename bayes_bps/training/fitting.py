@@ -31,7 +31,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoin
 from .objective import trainable_parameters
 from .options import FitOptions
 from .runs import OPTIONS_FILE, FittedRun, base_and_pairs, build_objective, read_options
-from .trainer import NonFiniteLossError, SteeringTrainer
+from .trainer import NonFiniteLossError, trainer_for
 
 
 class RunFolderError(RuntimeError):
@@ -107,10 +107,7 @@ def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozense
 
     # 2. the objective and the loop, restored from the latest checkpoint when resuming
     objective = build_objective(options, base, pairs)
-    trainer = SteeringTrainer(base, pairs, objective, batch_size=options.batch_size, lr=options.lr,
-                              guide_lr=options.guide_lr, noise_lr=options.noise_lr, grad_clip=options.grad_clip,
-                              seed=options.seed, timestep_sampling=options.timestep_sampling,
-                              accelerator=accelerator)
+    trainer = trainer_for(options, base, pairs, objective, accelerator)
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if checkpoint is not None:
         trainer.load_state_dict(load_checkpoint_state(checkpoint))

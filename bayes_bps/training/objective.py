@@ -31,8 +31,9 @@ class SteeringObjective(Protocol):
     def export_adapter(self) -> nn.Module:
         """The steering network to save with each checkpoint (`save_pretrained`)."""
 
-    def steering(self, conditions: Tensor) -> AbstractContextManager:
-        """A context in which every call of the frozen UNet is steered by the fitted method."""
+    def steering(self, conditions: Tensor, scale: float = 1.0) -> AbstractContextManager:
+        """A context in which every call of the frozen UNet is steered by the fitted method,
+        its steering multiplied by the conditioning `scale`."""
 
 
 def trainable_parameters(module: nn.Module) -> int:

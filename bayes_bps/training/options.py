@@ -40,6 +40,8 @@ class FitOptions:
     batch_size: int = option(8, "pairs per step", low=1)
     timestep_sampling: str = option("uniform", "training timesteps: uniform, or high-noise (T2I-Adapter's "
                                     "t = (1 - u^3) T)", choices=TIMESTEP_SAMPLING)
+    caption_dropout: float = option(0.0, "fraction of training captions replaced by the empty one "
+                                    "(ControlNet's recipe drops half)", low=0, high=0.99)
     lr: float = option(1e-3, "learning rate of the adapter body and σ", above=0)
     guide_lr: float = option(1e-2, "learning rate of the variational parameters", above=0)
     noise_lr: float = option(5e-2, "learning rate of the likelihood's log σ(t)", above=0)

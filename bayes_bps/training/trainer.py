@@ -15,6 +15,7 @@ from ..base import FrozenBase, TrainingPairs
 from ..steering import BPSAdapter, profile_weights
 from .deterministic import DeterministicObjective
 from .objective import SteeringObjective
+from .options import FitOptions
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -22,7 +23,8 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class SteeringTrainer:
-    """Minibatches from the training pairs, AdamW, gradient clipping per group, a resumable state.
+    """Minibatches from the training pairs, AdamW, gradient clipping per group, a resumable state;
+    optionally T2I-Adapter's high-noise timesteps and ControlNet's caption dropout.
 
     Every random draw of a step (the minibatch, t, ε) comes from one seeded generator, and the
     Bayesian guide's draws from torch's global generator; both are part of `state_dict`, so a
@@ -31,9 +33,13 @@ class SteeringTrainer:
 
     def __init__(self, base: FrozenBase, pairs: TrainingPairs, objective: SteeringObjective, *,
                  batch_size: int, lr: float, guide_lr: float = 1e-2, noise_lr: float = 5e-2,
-                 grad_clip: float = 1.0, seed: int = 0, timestep_sampling: str = "uniform", accelerator=None):
+                 grad_clip: float = 1.0, seed: int = 0, timestep_sampling: str = "uniform",
+                 caption_dropout: float = 0.0, accelerator=None):
+        if not 0 <= caption_dropout < 1:
+            raise ValueError(f"caption_dropout must be in [0, 1), got {caption_dropout}")
         self.base, self.pairs, self.batch_size = base, pairs, batch_size
-        self.timestep_sampling = timestep_sampling
+        self.timestep_sampling, self.caption_dropout = timestep_sampling, caption_dropout
+        self.empty_caption_states = base.encode_captions([""]) if caption_dropout > 0 else None
         self.objective, self.accelerator = objective, accelerator
         self.loss_label = objective.loss_label
         groups = objective.parameter_groups(lr, guide_lr=guide_lr, noise_lr=noise_lr)
@@ -53,7 +59,8 @@ class SteeringTrainer:
         with tqdm(total=steps, initial=self.step, desc=description, disable=not progress) as bar:
             while self.step < steps:
                 indices = self.pairs.draw_indices(self.batch_size, self.generator)
-                batch = self.pairs.noisy_batch(self.base, indices, self.generator, self.timestep_sampling)
+                batch = self.pairs.noisy_batch(self.base, indices, self.generator, self.timestep_sampling,
+                                               self.caption_dropout, self.empty_caption_states)
                 loss = self.objective(batch, self.step)
                 if not torch.isfinite(loss):
                     raise NonFiniteLossError(f"loss is {loss.item()} at step {self.step}; stopped "
@@ -91,6 +98,15 @@ class SteeringTrainer:
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.step, self.losses = state["step"], list(state["losses"])
+
+
+def trainer_for(options: FitOptions, base: FrozenBase, pairs: TrainingPairs, objective: SteeringObjective,
+                accelerator=None) -> SteeringTrainer:
+    """The trainer a fit's options describe."""
+    return SteeringTrainer(base, pairs, objective, batch_size=options.batch_size, lr=options.lr,
+                           guide_lr=options.guide_lr, noise_lr=options.noise_lr, grad_clip=options.grad_clip,
+                           seed=options.seed, timestep_sampling=options.timestep_sampling,
+                           caption_dropout=options.caption_dropout, accelerator=accelerator)
 
 
 def train_adapter(

@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..base.pretraining import PretrainOptions, pretrain
-from ..experiments.data_efficiency import StudyOptions, data_efficiency, read_results
+from ..experiments.data_efficiency import data_efficiency, read_results
+from ..experiments.options import StudyOptions
 from ..training import FitOptions
 from ..utils.options import check
 from .report import fit_and_report
@@ -92,6 +93,6 @@ def study_rows(fast: bool, work: Path | None = None, root: Path = Path(".")) -> 
     work = work or Path(tempfile.mkdtemp(prefix="bayes_bps-study-"))
     options = check(StudyOptions(study="data-efficiency", out=work / "study", domains=["digits"],
                                  bases=[f"digits={tiny_base(work)}"], n_train=[3, 6], seeds=[0], steps=2,
-                                 batch_size=2, preset="tiny", eval_samples=4, ddim_steps=2,
-                                 bootstrap_resamples=20))
+                                 settings="published", batch_size=2, preset="tiny", eval_samples=4,
+                                 reference_samples=4, ddim_steps=2, bootstrap_resamples=20))
     return data_efficiency(options, progress=False), options.out

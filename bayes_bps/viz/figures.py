@@ -164,20 +164,21 @@ def plot_fusion_forest(idata: az.InferenceData) -> Figure:
 
 
 def plot_data_efficiency(rows: list[dict]) -> Figure:
-    """Metric against N (log scale), one panel per (domain, metric), one line per method.
+    """Metric against N (log scale), one panel per (domain/task, metric), one line per method.
 
     Points are the mean over seeds; error bars span the seeds' standard deviation (with one
     seed, the cell's bootstrap interval)."""
-    domains = list(dict.fromkeys(row["domain"] for row in rows))
+    panels = list(dict.fromkeys(f"{row['domain']}/{row['task']}" for row in rows))
     metrics = list(dict.fromkeys(row["metric"] for row in rows))
     methods = list(dict.fromkeys(row["method"] for row in rows))
-    figure = Figure(figsize=(3.6 * len(metrics), 3.0 * len(domains)), layout="constrained")
-    axes = figure.subplots(len(domains), len(metrics), squeeze=False)
-    for (i, domain), (j, metric) in ((d, m) for d in enumerate(domains) for m in enumerate(metrics)):
+    figure = Figure(figsize=(3.6 * len(metrics), 3.0 * len(panels)), layout="constrained")
+    axes = figure.subplots(len(panels), len(metrics), squeeze=False)
+    for (i, panel), (j, metric) in ((d, m) for d in enumerate(panels) for m in enumerate(metrics)):
         axis = axes[i][j]
         for k, method in enumerate(methods):
             dodge = 1.06 ** (k - (len(methods) - 1) / 2)  # side by side on the log axis
-            cell = [row for row in rows if (row["domain"], row["metric"], row["method"]) == (domain, metric, method)]
+            cell = [row for row in rows if (f"{row['domain']}/{row['task']}", row["metric"], row["method"])
+                    == (panel, metric, method)]
             sizes = sorted({int(row["n_train"]) for row in cell})
             if not sizes:
                 continue
@@ -198,6 +199,30 @@ def plot_data_efficiency(rows: list[dict]) -> Figure:
         axis.set_xscale("log")
         axis.set_xticks(sorted({int(row["n_train"]) for row in rows}))
         axis.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        axis.set(xlabel="training pairs N", ylabel=metric, title=f"{domain}: {metric}")
+        axis.set(xlabel="training pairs N", ylabel=metric, title=f"{panel}: {metric}")
     axes[0][0].legend(fontsize="small")
+    return figure
+
+
+def plot_learning_curves(rows: list[dict], metric: str) -> Figure:
+    """Validation `metric` of every tuning run: one column per method, one line per learning
+    rate, against training steps (top) and training wall-clock (bottom), with the checkpoint's
+    bootstrap interval as a band."""
+    methods = list(dict.fromkeys(row["method"] for row in rows if row["metric"] == metric))
+    figure = Figure(figsize=(3.4 * max(len(methods), 1), 5.6), layout="constrained")
+    axes = figure.subplots(2, max(len(methods), 1), squeeze=False)
+    for j, method in enumerate(methods):
+        runs = [row for row in rows if (row["method"], row["metric"]) == (method, metric)]
+        for lr in sorted({float(row["lr"]) for row in runs}):
+            points = sorted((row for row in runs if float(row["lr"]) == lr), key=lambda row: int(row["step"]))
+            values = [float(row["value"]) for row in points]
+            lows, highs = [float(row["low"]) for row in points], [float(row["high"]) for row in points]
+            for axis, x in ((axes[0][j], [int(row["step"]) for row in points]),
+                            (axes[1][j], [float(row["wall_seconds"]) for row in points])):
+                line, = axis.plot(x, values, marker="o", markersize=3, label=f"lr {lr:g}")
+                axis.fill_between(x, lows, highs, color=line.get_color(), alpha=0.15)
+        axes[0][j].set(xscale="log", xlabel="training steps", ylabel=f"validation {metric}", title=method)
+        axes[1][j].set(xscale="log", xlabel="training seconds", ylabel=f"validation {metric}")
+    if methods:
+        axes[0][0].legend(fontsize="x-small")
     return figure

@@ -48,8 +48,8 @@ class BaselineObjective(nn.Module):
         self.module, self._steering = module, steering
         self._base = (base,)  # a tuple: the frozen base is not part of this module's state
 
-    def steering(self, conditions: Tensor) -> AbstractContextManager:
-        return self._steering(self._base[0].unet, self.module, conditions)
+    def steering(self, conditions: Tensor, scale: float = 1.0) -> AbstractContextManager:
+        return self._steering(self._base[0].unet, self.module, conditions, scale)
 
     def forward(self, batch: NoisyBatch, step: int) -> Tensor:
         base = self._base[0]
