@@ -7,8 +7,8 @@ Prints, as markdown:
   the largest shift of a posterior mean in prior sd, and KL(q ‖ p) in nats;
 - the paired differences in held-out fidelity, Bayesian minus deterministic, for the
   posterior-mean and the posterior-predictive samples: the two runs share their seed, hence
-  their test conditions and their initial noise, so the difference is taken image by image and
-  bootstrapped over conditions (95 % interval);
+  their held-out conditions and their initial noise, so the difference is taken image by image
+  and bootstrapped over conditions (`experiments.paired`, one seed: 95 % interval);
 - what λ the Bayesian run used.
 """
 
@@ -21,17 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from bayes_bps.experiments.analysis import posterior_shift
+from bayes_bps.experiments.paired import paired_difference
 from bayes_bps.training import load_run
 
 RESAMPLES = 10000
-
-
-def paired(a: list[float], b: list[float], seed: int = 0) -> tuple[float, float, float]:
-    """Mean of a − b image by image, with its 95 % bootstrap interval over images."""
-    difference = np.asarray(a) - np.asarray(b)
-    rng = np.random.default_rng(seed)
-    means = difference[rng.integers(len(difference), size=(RESAMPLES, len(difference)))].mean(axis=1)
-    return float(difference.mean()), *map(float, np.quantile(means, [0.025, 0.975]))
 
 
 def main() -> None:
@@ -59,9 +52,10 @@ def main() -> None:
     reference = deterministic["steered"][metric]
     for kind, label in (("steered", "posterior-mean coefficients"), ("posterior_predictive", "posterior predictive")):
         scores = bayesian[kind][metric]
-        delta, low, high = paired(scores["per_image"], reference["per_image"])
+        result = paired_difference(np.array([scores["per_image"]]), np.array([reference["per_image"]]),
+                                   resamples=RESAMPLES)
         print(f"| {label} | {scores['value']:.3f} | {reference['value']:.3f} | "
-              f"{delta:+.3f} [{low:+.3f}, {high:+.3f}] |")
+              f"{result.delta:+.3f} [{result.low:+.3f}, {result.high:+.3f}] |")
 
 
 if __name__ == "__main__":
