@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,9 +11,11 @@ import time
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from bayes_bps.fit import main
 from bayes_bps.training.checkpoint import latest_checkpoint, load_checkpoint_state
+from bayes_bps.training.lock import LOCK_FILE
 
 TINY = ["--domain", "digits", "--n-train", "6", "--preset", "tiny", "--batch-size", "2",
         "--posterior-draws", "2", "--grid-conditions", "2", "--eval-samples", "3", "--ddim-steps", "2"]
@@ -98,7 +101,7 @@ def test_a_killed_fit_resumes_to_the_same_final_state(tiny_base, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--task", "layout"], "domain 'digits' has no task 'layout'"),
     (["--n-train", "5000"], "the 1437 digits of the train split .*got 5000"),
-    (["--domain", "shapes"], r"\(3, 16, 16\) but the base takes \(1, 16, 16\)"),
+    (["--domain", "shapes"], "domain 'shapes' has 3-channel images; a base that draws 1-channel images"),
     (["--preset", "huge"], "--preset must be one of"),
     (["--temperature", "0"], "--temperature must be > 0"),
 ])
@@ -147,3 +150,82 @@ def test_the_same_fit_runs_data_parallel_on_two_processes(tiny_base, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("wrote") == 2  # both ranks finished
     assert latest_checkpoint(out).name == "step_000002" and (out / "samples.png").is_file()
+
+
+def _grey_folder(root, count, seed):
+    """A folder dataset of single-channel targets and their one-channel sketches."""
+    rng = torch.Generator().manual_seed(seed)
+    (root / "source").mkdir(parents=True)
+    (root / "target").mkdir()
+    lines = []
+    for i in range(count):
+        pixels = (torch.rand(20, 20, generator=rng) > 0.7).to(torch.uint8) * 255
+        Image.fromarray(pixels.numpy(), mode="L").save(root / "target" / f"{i}.png")
+        Image.fromarray(255 - pixels.numpy(), mode="L").save(root / "source" / f"{i}.png")
+        lines.append(json.dumps({"source": f"source/{i}.png", "target": f"target/{i}.png",
+                                 "prompt": "a handwritten digit 1"}))
+    (root / "prompt.json").write_text("\n".join(lines) + "\n")
+
+
+def test_a_grey_folder_fits_a_grey_base_and_is_evaluated_on_a_held_out_folder(tiny_base, tmp_path):
+    _grey_folder(tmp_path / "train", 6, seed=0)
+    _grey_folder(tmp_path / "held_out", 4, seed=1)
+    out = tmp_path / "run"
+    main([*TINY, "--base", str(tiny_base), "--out", str(out), "--steps", "2", "--deterministic",
+          "--domain", f"folder:{tmp_path / 'train'}", "--eval-domain", f"folder:{tmp_path / 'held_out'}"])
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["conditions"] == f"held-out pairs of folder:{tmp_path / 'held_out'}"
+    assert evaluation["steered"]["edge_f1"]["n"] == 3  # --eval-samples of the 4 held-out pairs
+
+    unlabelled = tmp_path / "unlabelled"
+    main([*TINY, "--base", str(tiny_base), "--out", str(unlabelled), "--steps", "2", "--deterministic",
+          "--domain", f"folder:{tmp_path / 'train'}"])
+    assert json.loads((unlabelled / "evaluation.json").read_text())["conditions"].startswith("train pairs (memorised")
+    with pytest.raises(SystemExit):
+        main([*TINY, "--base", str(tiny_base), "--out", str(tmp_path / "bad"), "--eval-domain", "shapes"])
+
+
+def test_a_second_fit_into_a_locked_run_folder_fails_and_a_stale_lock_is_taken_over(tiny_base, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / LOCK_FILE).write_text(json.dumps({"host": socket.gethostname(), "pid": holder.pid}))
+        with pytest.raises(SystemExit, match=f"in use by another fit \\(process {holder.pid}"):
+            main(run_args(tiny_base, out, "--steps", "1", "--deterministic"))
+    finally:
+        holder.kill()
+        holder.wait()
+    main(run_args(tiny_base, out, "--steps", "1", "--deterministic"))  # the holder is gone: a stale lock
+    assert (out / "evaluation.json").is_file() and not (out / LOCK_FILE).exists()
+
+
+def test_checkpoints_total_limit_keeps_the_newest(tiny_base, tmp_path):
+    out = tmp_path / "run"
+    main(run_args(tiny_base, out, "--steps", "4", "--deterministic", "--checkpoint-every", "1",
+                  "--checkpoints-total-limit", "3"))
+    assert sorted(path.name for path in (out / "checkpoints").iterdir()) == [
+        "step_000002", "step_000003", "step_000004"]
+
+
+@pytest.mark.slow
+def test_a_resumed_data_parallel_fit_continues_every_ranks_own_draws(tiny_base, tmp_path):
+    """Two processes, 2 steps then resumed to 3, end with the random states of an uninterrupted
+    3-step run on every rank (before, each rank restored rank 0's generator)."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def launch(out, *extra):
+        command = [*torchrun, "-m", "bayes_bps.fit", *run_args(tiny_base, out, "--deterministic",
+                                                              "--eval-samples", "1", "--grid-conditions", "1",
+                                                              "--checkpoint-every", "1", *extra)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        assert result.returncode == 0, result.stderr[-2000:]
+
+    launch(tmp_path / "straight", "--steps", "3")
+    launch(tmp_path / "resumed", "--steps", "2")
+    launch(tmp_path / "resumed", "--steps", "3", "--resume")
+    straight, resumed = (load_checkpoint_state(latest_checkpoint(tmp_path / name))["per_rank"]
+                         for name in ("straight", "resumed"))
+    assert not torch.equal(straight["generator"][0], straight["generator"][1])
+    assert all(torch.equal(straight[name], resumed[name]) for name in straight)

@@ -52,13 +52,16 @@ def make_dataset(
     length: int | None = None,
     seed: int = 0,
     resolution: int | None = None,
+    image_channels: int | None = None,
 ) -> Dataset:
     """Build the dataset named by `domain` ("shapes", "digits" or "folder:PATH").
 
     `length=None` means the dataset's default (1000 scenes for shapes, the whole split for
     digits, every pair for a folder). `resolution=None` means 32 for shapes and digits and is
     an error for a folder. A folder has no split and no randomness: `split` must be "train"
-    and `seed` is unused.
+    and `seed` is unused; its targets are decoded to `image_channels` (the base's: 1 for a
+    grayscale base, 3 by default). A built-in domain's channels are its own, and asking for
+    others is an error.
     """
     spec, (registered, path) = domain, parse_domain(domain)
     check_task(spec, task)
@@ -66,9 +69,13 @@ def make_dataset(
     options = {key: value for key, value in {"length": length, "resolution": resolution}.items()
                if value is not None}
     if registered.built_in:
-        return registered.dataset(task, split=split, seed=seed, **options)
+        dataset = registered.dataset(task, split=split, seed=seed, **options)
+        if image_channels is not None and image_channels != dataset.image_channels:
+            raise ValueError(f"domain {spec!r} has {dataset.image_channels}-channel images; a base that draws "
+                             f"{image_channels}-channel images cannot be fitted on it")
+        return dataset
     if resolution is None:
         raise ValueError(f"domain {spec!r} needs a resolution (images are resized to it)")
     if split != "train":
         raise ValueError(f"a folder dataset has no {split!r} split; use split='train' and a separate folder")
-    return registered.dataset(path, task=task, **options)
+    return registered.dataset(path, task=task, image_channels=image_channels or 3, **options)

@@ -28,14 +28,11 @@ from ..utils import options as option_files
 from ..utils.options import value_of
 from ..utils.plots import plot_loss_curve
 from .checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoint
+from .lock import RunFolderError
 from .objective import trainable_parameters
 from .options import FitOptions
 from .runs import OPTIONS_FILE, FittedRun, base_and_pairs, build_objective, read_options
 from .trainer import NonFiniteLossError, trainer_for
-
-
-class RunFolderError(RuntimeError):
-    """The run folder cannot be used as asked: unwritable, or holding another run."""
 
 
 def prepare_run_folder(options: FitOptions, resume: bool, explicit: set[str]) -> FitOptions:
@@ -116,8 +113,11 @@ def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozense
         (run_dir / "run.json").write_text(json.dumps(run_facts(objective, base, accelerator), indent=2) + "\n")
 
     def on_step(step: int) -> None:
-        if accelerator.is_main_process and (step % options.checkpoint_every == 0 or step == options.steps):
-            save_checkpoint(run_dir, step, trainer.state_dict(), objective.export_adapter())
+        if step % options.checkpoint_every == 0 or step == options.steps:
+            state = trainer.state_dict()  # on every rank: it gathers their random states
+            if accelerator.is_main_process:
+                save_checkpoint(run_dir, step, state, objective.export_adapter(),
+                                keep=options.checkpoints_total_limit)
 
     # 3. optimise; a non-finite loss stops the run with the last good checkpoint in place
     try:

@@ -54,10 +54,13 @@ class FitOptions:
     # outputs
     out: str | None = option(None, "run folder (default: runs/<domain>-<task>-<bayes|deterministic>-n<N>-seed<S>)")
     checkpoint_every: int = option(200, "steps between checkpoints", low=1)
+    checkpoints_total_limit: int = option(2, "checkpoints kept (the oldest are deleted)", low=1)
     posterior_draws: int = option(8, "posterior draws per condition behind the sd in samples.png", low=2)
     grid_conditions: int = option(6, "conditions shown in samples.png", low=1)
     eval_split: str = option("validation", "held-out split of evaluation.json (keep test for the study's "
                              "final numbers)", choices=HELD_OUT)
+    eval_domain: str | None = option(None, "a held-out folder:PATH to evaluate a folder fit on (without it, "
+                                     "a folder fit is evaluated on its own training pairs)")
     eval_samples: int = option(64, "held-out conditions for evaluation.json", low=1)
     ddim_steps: int = option(50, "sampling steps of the evaluation (DDIM by default)", low=1)
     scheduler: str = option("ddim", "sampler of the evaluation", choices=SCHEDULERS)
@@ -68,6 +71,11 @@ class FitOptions:
     def validate(self) -> None:
         parse_domain(self.domain)
         check_task(self.domain, self.task)
+        if self.eval_domain is not None:
+            if not parse_domain(self.eval_domain)[0].needs_path:
+                raise ValueError(f"--eval-domain must be a folder:PATH, got {self.eval_domain!r}; a built-in "
+                                 "domain is evaluated on its --eval-split")
+            check_task(self.eval_domain, self.task)
 
     @property
     def domain_name(self) -> str:

@@ -43,9 +43,13 @@ class FittedRun:
 
     def held_out(self, count: int):
         """Conditions the fit never saw, with their captions: (images, conditions, captions, label)."""
-        options, resolution = self.options, self.base.resolution
-        if options.domain_name == "folder":  # a folder dataset has no held-out split
-            dataset, label = make_dataset(options.domain, options.task, resolution=resolution), "train pairs"
+        options, resolution, channels = self.options, self.base.resolution, self.base.image_channels
+        if options.eval_domain is not None:
+            dataset = make_dataset(options.eval_domain, options.task, resolution=resolution, image_channels=channels)
+            label = f"held-out pairs of {options.eval_domain}"
+        elif options.domain_name == "folder":  # a folder dataset has no held-out split
+            dataset = make_dataset(options.domain, options.task, resolution=resolution, image_channels=channels)
+            label = "train pairs (memorised; pass --eval-domain folder:PATH for a held-out score)"
         else:
             dataset = make_dataset(options.domain, options.task, split=options.eval_split, length=count,
                                    resolution=resolution)
@@ -59,7 +63,7 @@ def base_and_pairs(options: FitOptions, device: torch.device | str) -> tuple[Fro
     """The frozen base and the N training pairs of a run, encoded once."""
     base = FrozenBase.from_pretrained(options.base).to(device)
     dataset = make_dataset(options.domain, options.task, split="train", length=options.n_train,
-                           seed=options.seed, resolution=base.resolution)
+                           seed=options.seed, resolution=base.resolution, image_channels=base.image_channels)
     pairs = TrainingPairs.encode(base, dataset, options.n_train, name=f"{options.domain}/{options.task}")
     return base, pairs
 

@@ -87,16 +87,40 @@ class SteeringTrainer:
     def _unwrapped(self) -> SteeringObjective:
         return self.objective if self.accelerator is None else self.accelerator.unwrap_model(self.objective)
 
+    def _random_states(self) -> dict[str, torch.Tensor]:
+        states = {"generator": self.generator.get_state(), "torch_rng": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            states["cuda_rng"] = torch.cuda.get_rng_state()
+        return states
+
     def state_dict(self) -> dict:
-        return {"objective": self._unwrapped().state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-                "step": self.step, "losses": list(self.losses)}
+        """Everything a resumed run needs. Under several processes every rank must call it: the
+        random states of all ranks are gathered (each rank draws its own minibatches), and
+        the main process saves them all."""
+        states = self._random_states()
+        state = {"objective": self._unwrapped().state_dict(), "optimizer": self.optimizer.state_dict(),
+                 **states, "step": self.step, "losses": list(self.losses)}
+        if self.accelerator is not None and self.accelerator.num_processes > 1:
+            device = self.accelerator.device
+            state["per_rank"] = {name: self.accelerator.gather(value[None].to(device)).cpu()
+                                 for name, value in states.items()}
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self._unwrapped().load_state_dict(state["objective"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        states = {name: state[name] for name in ("generator", "torch_rng", "cuda_rng") if name in state}
+        processes = 1 if self.accelerator is None else self.accelerator.num_processes
+        if processes > 1:
+            saved = len(state["per_rank"]["generator"]) if "per_rank" in state else 1
+            if saved != processes:
+                raise ValueError(f"this checkpoint was written by {saved} process(es); resume it with {saved}, "
+                                 f"not {processes}, so that every rank continues its own random draws")
+            states = {name: rows[self.accelerator.process_index].clone() for name, rows in state["per_rank"].items()}
+        self.generator.set_state(states["generator"])
+        torch.set_rng_state(states["torch_rng"])
+        if "cuda_rng" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state(states["cuda_rng"])
         self.step, self.losses = state["step"], list(state["losses"])
 
 

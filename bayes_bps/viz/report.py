@@ -30,6 +30,7 @@ from ..metrics import condition_fidelity, mean_estimate
 from ..sampling import one_draw_per_image, posterior_predictive, predictive_summary, steered_sample_images
 from ..training import FitOptions, FittedRun
 from ..training.fitting import fit
+from ..training.lock import run_folder_lock
 from ..utils.grids import predictive_grid, save_png
 from .figures import plot_fusion_forest, plot_weight_profiles
 
@@ -106,8 +107,10 @@ def write_report(run: FittedRun, run_dir: Path, progress: bool = True) -> dict:
 
 def fit_and_report(options: FitOptions, resume: bool = False, explicit: set[str] = frozenset(),
                    progress: bool = True) -> Path:
-    """Fit (or resume) a run, then write its report from the main process; returns the run folder."""
-    run, accelerator = fit(options, resume, explicit, progress)
-    if accelerator.is_main_process:
-        write_report(run, run.options.run_dir, progress=progress)
+    """Fit (or resume) a run, then write its report from the main process; returns the run folder.
+    The run folder is locked throughout: a second fit into it fails at once."""
+    with run_folder_lock(options.run_dir):
+        run, accelerator = fit(options, resume, explicit, progress)
+        if accelerator.is_main_process:
+            write_report(run, run.options.run_dir, progress=progress)
     return run.options.run_dir
