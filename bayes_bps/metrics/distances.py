@@ -5,8 +5,9 @@ from; which network made them decides the metric's name ("FID" only for pytorch-
 see `distribution.py`).
 
 - Fréchet distance: fit a Gaussian to each set and compare them in closed form,
-  ||μ_a − μ_b||² + tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^{1/2}), the quantity pytorch-fid computes (the
-  tests check that the two agree). We do not call its `calculate_frechet_distance`: it takes
+  ||μ_a − μ_b||² + tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^{1/2}), the quantity pytorch-fid and torchmetrics
+  compute (a test checks ours against torchmetrics'). We do not call pytorch-fid's
+  `calculate_frechet_distance`: it takes
   `scipy.linalg.sqrtm` of the d×d product, which is slow and fragile for the rank-deficient
   covariances of small samples (n < d, every evaluation here) and passes `sqrtm` the `disp`
   argument that SciPy 1.17 deprecates and 1.18 removes. Instead, with factors Σ = FᵀF, the
