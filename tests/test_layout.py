@@ -14,7 +14,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bayes_bps"
 # The stages in the order data flows through them; a stage may import itself and earlier stages.
-STAGES = ["utils", "data", "base", "steering", "bayes", "training", "sampling", "metrics", "experiments", "viz"]
+STAGES = ["utils", "data", "base", "steering", "bayes", "training", "sampling", "pipelines", "metrics", "experiments",
+          "viz"]
 COMMANDS = {"fit", "sample", "study", "pretrain", "extract"}
 
 

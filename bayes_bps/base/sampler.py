@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, SchedulerMixin
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
@@ -35,20 +35,25 @@ def start_noise(base: FrozenBase, count: int, generator: torch.Generator) -> tor
 def sample_images(
     base: FrozenBase, captions: list[str], *, steps: int = 50, guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
     seed: int = 0, eta: float = 0.0, progress: bool = True, noise: torch.Tensor | None = None,
-    scheduler: str = "ddim",
+    scheduler: str | SchedulerMixin = "ddim",
 ) -> torch.Tensor:
     """One image in [-1, 1] per caption, with classifier-free guidance when `guidance_scale != 1`.
 
+    `scheduler` is a name of `SCHEDULERS` (built from the base's training schedule) or any
+    diffusers scheduler instance (a fresh copy of it runs, so its state is never shared).
     `noise` (one x_T per caption, from `start_noise`) replaces the seeded initial noise, so
     callers can start several samples from the same x_T. `eta` is DDIM's; schedulers without
     it ignore it. The loop runs in inference mode (no autograd bookkeeping at all); the images
     returned are ordinary tensors."""
-    if scheduler not in SCHEDULERS:
-        raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+    if isinstance(scheduler, str):
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+        scheduler = SCHEDULERS[scheduler].from_config(base.scheduler.config)
+    else:
+        scheduler = type(scheduler).from_config(scheduler.config)
     with torch.inference_mode():
-        images = _denoise(base, captions, SCHEDULERS[scheduler].from_config(base.scheduler.config),
-                          steps=steps, guidance_scale=guidance_scale, seed=seed, eta=eta, progress=progress,
-                          noise=noise)
+        images = _denoise(base, captions, scheduler, steps=steps, guidance_scale=guidance_scale, seed=seed,
+                          eta=eta, progress=progress, noise=noise)
     return images.clone()  # an ordinary tensor: inference tensors refuse later in-place use
 
 

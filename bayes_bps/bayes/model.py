@@ -55,8 +55,8 @@ from ..base import FrozenBase, NoisyBatch
 from ..steering import BPSAdapter, steered_noise
 from .likelihood import NoiseScale, observe_noise
 from .local_params import module_local
-from .priors import COEFFICIENTS, HEAD_SITE, SteeringPriors
-from .weights import STEERING_UNIT, port_weights
+from .priors import HEAD_SITE, SteeringPriors
+from .weights import STEERING_UNIT, port_weights, weights_per_image
 
 
 @module_local
@@ -125,17 +125,9 @@ class BayesianSteering(PyroModule):
                                               self.base.num_train_timesteps, self.port_names, scale)
 
     def weights_per_image(self, draws: Mapping[str, Tensor], batch: int) -> Callable[[Tensor], dict[str, Tensor]]:
-        """`steer` weights for K·B images in draw-major order: image k·B + j gets draw k's coefficients.
-
-        The rows are tiled again to the UNet batch, as `steer` tiles the conditions: guidance
-        doubles it to [unconditional; conditional]."""
-        per_image = {name: draws[name].repeat_interleave(batch, dim=0) for name in COEFFICIENTS}
-
-        def weights(timesteps: Tensor) -> dict[str, Tensor]:
-            tiled = {name: value.repeat(len(timesteps) // len(value), 1) for name, value in per_image.items()}
-            return self.weights_for(tiled)(timesteps)
-
-        return weights
+        """`steer` weights for K·B images, image k·B + j with draw k's coefficients (`weights.py`)."""
+        return weights_per_image(draws["fusion"], draws["slope"], batch, self.base.num_train_timesteps,
+                                 self.port_names, STEERING_UNIT * self.reference)
 
     def adapter_with_heads(self, coefficients: Mapping[str, Tensor]) -> Callable:
         """The adapter with drawn head weights swapped in (itself when heads are point estimates)."""

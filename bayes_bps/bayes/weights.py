@@ -38,3 +38,17 @@ def port_weights(fusion: Tensor, slope: Tensor, timesteps: Tensor, num_train_tim
     """w_k exp(s_k τ(t)) · scale_k per port, one value per example; the model's scale is α ρ_k / 16."""
     weights = fusion * scale * time_profile(slope, timesteps, num_train_timesteps)  # (B, P)
     return {name: weights[:, k] for k, name in enumerate(port_names)}
+
+
+def weights_per_image(fusion: Tensor, slope: Tensor, batch: int, num_train_timesteps: int, port_names: list[str],
+                      scale: Tensor | float = 1.0):
+    """`steer` weights for K·B images in draw-major order: image k·B + j gets draw k's
+    coefficients (`fusion`, `slope`: (K, P)). The rows are tiled again to the UNet batch, as
+    `steer` tiles the conditions: guidance doubles it to [unconditional; conditional]."""
+    per_image = [value.repeat_interleave(batch, dim=0) for value in (fusion, slope)]
+
+    def weights(timesteps: Tensor) -> dict[str, Tensor]:
+        tiled = [value.repeat(len(timesteps) // len(value), 1) for value in per_image]
+        return port_weights(*tiled, timesteps, num_train_timesteps, port_names, scale)
+
+    return weights

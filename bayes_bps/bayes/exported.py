@@ -1,0 +1,80 @@
+"""The fitted steering coefficients as a diffusers component: safetensors, no Pyro, no data.
+
+`SteeringPosterior` holds what sampling needs from a fit, and nothing of its training:
+
+- Bayesian: the guide's Normal over (log w_k, s_k) per port (locations and scales) and the
+  reference scales ρ_k; a draw is w_k = exp(μ + σ z), s_k = μ + σ z, z ~ N(0, 1), which is
+  exactly what the guide draws (`AutoNormal` over the same unconstrained space);
+- deterministic: the fixed port weights of the official recipe.
+
+`save_pretrained` / `from_pretrained` (diffusers' `ModelMixin`) write and read it, so an
+exported pipeline folder needs nothing else to sample the posterior predictive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import Tensor
+
+from .weights import STEERING_UNIT, weights_per_image
+
+
+class SteeringPosterior(ModelMixin, ConfigMixin):
+    @register_to_config
+    def __init__(self, port_names: list[str], bayesian: bool, num_train_timesteps: int):
+        super().__init__()
+        ports = len(port_names)
+        for name in ("fusion_loc", "fusion_scale", "slope_loc", "slope_scale", "reference", "fixed_weights"):
+            self.register_buffer(name, torch.zeros(ports))
+
+    @classmethod
+    def from_guide(cls, model, guide) -> SteeringPosterior:
+        """The posterior of a fitted `BayesianSteering` model and its `SteeringGuide`."""
+        if model.bayesian_heads:
+            raise ValueError("a run with Bayesian heads cannot be exported: its head weights are draws too, "
+                             "and the exported adapter holds one set")
+        posterior = cls(list(model.port_names), True, model.base.num_train_timesteps)
+        with torch.no_grad():
+            for site in ("fusion", "slope"):
+                location, scale = guide._get_loc_and_scale(site)  # unconstrained: log w and s
+                getattr(posterior, f"{site}_loc").copy_(location.detach())
+                getattr(posterior, f"{site}_scale").copy_(scale.detach())
+            posterior.reference.copy_(model.reference)
+        return posterior
+
+    @classmethod
+    def from_weights(cls, weights: dict[str, float], num_train_timesteps: int) -> SteeringPosterior:
+        """The fixed port weights of a deterministic fit."""
+        posterior = cls(list(weights), False, num_train_timesteps)
+        with torch.no_grad():
+            posterior.fixed_weights.copy_(torch.tensor([float(weights[name]) for name in weights]))
+        return posterior
+
+    def draws(self, num_draws: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """`num_draws` joint draws (K, P) of the fusion coefficients and slopes."""
+        self._require_bayesian("draws")
+        noise = torch.randn((2, num_draws, len(self.config.port_names)), generator=generator).to(self.fusion_loc)
+        return {"fusion": torch.exp(self.fusion_loc + self.fusion_scale * noise[0]),
+                "slope": self.slope_loc + self.slope_scale * noise[1]}
+
+    def mean(self) -> dict[str, Tensor]:
+        """The posterior means (K = 1): E w = exp(μ + σ²/2), E s = μ."""
+        self._require_bayesian("mean")
+        return {"fusion": torch.exp(self.fusion_loc + self.fusion_scale**2 / 2)[None], "slope": self.slope_loc[None]}
+
+    def port_weights(self, coefficients: dict[str, Tensor] | None, batch: int) -> Callable | dict[str, float]:
+        """`steer` weights for K·B images steered by K coefficient draws (the fixed weights of a
+        deterministic fit, whatever `coefficients`)."""
+        names = list(self.config.port_names)
+        if not self.config.bayesian:
+            return {name: float(value) for name, value in zip(names, self.fixed_weights)}
+        return weights_per_image(coefficients["fusion"], coefficients["slope"], batch, self.config.num_train_timesteps,
+                                 names, STEERING_UNIT * self.reference)
+
+    def _require_bayesian(self, what: str) -> None:
+        if not self.config.bayesian:
+            raise ValueError(f"a deterministic fit has fixed port weights, no posterior {what}")
