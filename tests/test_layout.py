@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bayes_bps"
 # The stages in the order data flows through them; a stage may import itself and earlier stages.
 STAGES = ["utils", "data", "base", "steering", "bayes", "training", "sampling", "pipelines", "metrics", "experiments",
           "viz"]
-COMMANDS = {"fit", "sample", "study", "pretrain", "extract"}
+COMMANDS = {"fit", "sample", "study", "pretrain", "extract", "export"}
 
 
 def _module_name(path: Path) -> str:
