@@ -229,3 +229,13 @@ def test_a_resumed_data_parallel_fit_continues_every_ranks_own_draws(tiny_base, 
                          for name in ("straight", "resumed"))
     assert not torch.equal(straight["generator"][0], straight["generator"][1])
     assert all(torch.equal(straight[name], resumed[name]) for name in straight)
+
+
+@pytest.mark.slow
+def test_the_same_seed_on_the_same_machine_gives_the_same_evaluation(tiny_base, tmp_path):
+    runs = [tmp_path / "first", tmp_path / "again", tmp_path / "other-seed"]
+    for out, seed in zip(runs, ("0", "0", "1")):
+        main(run_args(tiny_base, out, "--steps", "3", "--seed", seed, "--no-sample-cache"))
+    first, again, other = (json.loads((out / "evaluation.json").read_text()) for out in runs)
+    assert first == again
+    assert first["steered"]["edge_f1"]["per_image"] != other["steered"]["edge_f1"]["per_image"]
