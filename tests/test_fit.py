@@ -138,20 +138,6 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_base, tmp
     assert latest_checkpoint(out).name == "step_000002"
 
 
-@pytest.mark.slow
-def test_the_same_fit_runs_data_parallel_on_two_processes(tiny_base, tmp_path):
-    """torchrun starts two CPU processes (gloo); accelerate wraps the objective in DDP."""
-    out = tmp_path / "ddp"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    command = [*torchrun, "-m", "bayes_bps.fit", *run_args(tiny_base, out, "--steps", "2",
-                                                          "--eval-samples", "1", "--grid-conditions", "1")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.count("wrote") == 2  # both ranks finished
-    assert latest_checkpoint(out).name == "step_000002" and (out / "samples.png").is_file()
-
-
 def _grey_folder(root, count, seed):
     """A folder dataset of single-channel targets and their one-channel sketches."""
     rng = torch.Generator().manual_seed(seed)
@@ -209,9 +195,10 @@ def test_checkpoints_total_limit_keeps_the_newest(tiny_base, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_resumed_data_parallel_fit_continues_every_ranks_own_draws(tiny_base, tmp_path):
-    """Two processes, 2 steps then resumed to 3, end with the random states of an uninterrupted
-    3-step run on every rank (before, each rank restored rank 0's generator)."""
+def test_a_data_parallel_fit_resumes_with_every_ranks_own_draws(tiny_base, tmp_path):
+    """torchrun starts two CPU processes (gloo); accelerate wraps the objective in DDP. Run for 2
+    steps and resumed to 3, they end with the random states of an uninterrupted 3-step run on
+    every rank (before, each rank restored rank 0's generator)."""
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -221,8 +208,10 @@ def test_a_resumed_data_parallel_fit_continues_every_ranks_own_draws(tiny_base, 
                                                               "--checkpoint-every", "1", *extra)]
         result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
         assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.count("wrote") == 2  # both ranks finished
 
     launch(tmp_path / "straight", "--steps", "3")
+    assert (tmp_path / "straight" / "samples.png").is_file()
     launch(tmp_path / "resumed", "--steps", "2")
     launch(tmp_path / "resumed", "--steps", "3", "--resume")
     straight, resumed = (load_checkpoint_state(latest_checkpoint(tmp_path / name))["per_rank"]
