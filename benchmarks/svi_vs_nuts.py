@@ -25,9 +25,7 @@ import argparse
 import time
 from pathlib import Path
 
-import torch
-
-from bayes_bps.bayes import COEFFICIENTS, SteeringGuide, posterior_draws
+from bayes_bps.bayes import SteeringGuide, posterior_draws
 from bayes_bps.bayes.diagnostics import compare_posteriors, comparison_summary
 from bayes_bps.bayes.nuts import nuts_reference, svi_on_batch
 from bayes_bps.experiments.analysis import fixed_batch
@@ -35,17 +33,6 @@ from bayes_bps.training import load_run
 from bayes_bps.utils.seeding import seeded
 
 DRAWS = 2000
-
-
-def guide_kl(model, guide) -> float:
-    """KL(q ‖ p) in nats, summed over the coefficients (Normal in the guide's space)."""
-    total = 0.0
-    for site in COEFFICIENTS:
-        prior_mean, prior_sd = model.unconstrained_prior(site)
-        mean, sd = getattr(guide.locs, site).detach(), getattr(guide.scales, site).detach()
-        total += float((torch.log(prior_sd / sd) + (sd**2 + (mean - torch.as_tensor(prior_mean)) ** 2)
-                        / (2 * prior_sd**2) - 0.5).sum())
-    return total
 
 
 def main() -> None:
@@ -77,7 +64,7 @@ def main() -> None:
     print(f"run {args.run_dir}, λ = {float(model.temperature):.3g}, batch {args.batch}; SVI {args.svi_steps} steps "
           f"({svi_seconds:.0f} s), NUTS {args.chains} chains x ({args.warmup} warmup + {args.draws} draws) "
           f"({nuts_seconds:.0f} s), {reference.num_divergences} divergences")
-    print(f"KL(SVI guide ‖ prior) = {guide_kl(model, guide):.1f} nats")
+    print(f"KL(SVI guide ‖ prior) = {sum(float(kl.sum()) for kl in guide.kl_to_prior().values()):.1f} nats")
     for label, approximation in (("SVI", guide), ("control (never updated)", control)):
         with seeded(0):
             draws = posterior_draws(approximation, DRAWS)

@@ -1,5 +1,6 @@
 """The Bayesian steering model on a tiny base: priors, guide start, port weights, identification."""
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -54,6 +55,19 @@ def test_the_guide_starts_at_the_prior(setup):
     for site, scale in (("fusion", 0.3), ("slope", 1.5)):
         torch.testing.assert_close(getattr(guide.scales, site), torch.full_like(profile, scale))
     assert per_example_temperature(base) == 1 / (3 * 16 * 16)
+
+
+def test_the_guides_kl_to_the_prior_is_the_closed_form(setup):
+    """0 at the prior; a location one prior sd away with half the sd: log 2 + (1/4 + 1)/2 − 1/2."""
+    base, _, batch = setup
+    guide = ELBOObjective(_model(base, SteeringPriors(fusion_scale=0.3, slope_scale=1.5)), batch).guide
+    assert all(torch.allclose(kl, torch.zeros_like(kl), atol=1e-6) for kl in guide.kl_to_prior().values())
+    with torch.no_grad():
+        guide.locs.slope.add_(1.5)
+    guide.scales.slope = guide.scales.slope.detach() * 0.5  # a PyroParam: set its constrained value
+    divergences = guide.kl_to_prior()
+    torch.testing.assert_close(divergences["slope"], torch.full_like(divergences["slope"], math.log(2) + 0.125))
+    assert torch.allclose(divergences["fusion"], torch.zeros_like(divergences["fusion"]), atol=1e-6)
 
 
 def test_at_step_zero_the_steered_model_is_the_frozen_base_and_then_it_steers(setup):

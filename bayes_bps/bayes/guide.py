@@ -10,6 +10,7 @@ from torch.distributions import biject_to
 
 from .local_params import module_local
 from .model import BayesianSteering
+from .priors import COEFFICIENTS
 
 
 @module_local
@@ -36,6 +37,18 @@ class SteeringGuide(AutoNormal):
             prior_location, prior_scale = model.unconstrained_prior(name.removesuffix("_unconstrained"))
             location.copy_(torch.as_tensor(prior_location).expand_as(location))
             scales[name].copy_(to_unconstrained(torch.full_like(location, prior_scale)))
+
+    @torch.no_grad()
+    def kl_to_prior(self) -> dict[str, torch.Tensor]:
+        """KL(q ‖ p) in nats per site and port, in closed form: both are Normal in the guide's
+        unconstrained space (log w for the fusion coefficients). 0 where q is still the prior."""
+        model, divergences = self._steering[0], {}
+        for site in COEFFICIENTS:
+            prior_mean, prior_sd = model.unconstrained_prior(site)
+            mean, sd = self._get_loc_and_scale(site)
+            divergences[site] = (torch.log(prior_sd / sd) + (sd**2 + (mean - torch.as_tensor(prior_mean)) ** 2)
+                                 / (2 * prior_sd**2) - 0.5)
+        return divergences
 
     def forward(self, *args, **kwargs):
         with poutine.scale(scale=self._steering[0].kl_weight):

@@ -70,12 +70,12 @@ def posterior_shift(run: FittedRun) -> pd.DataFrame:
     KL(posterior ‖ prior) in nats. A posterior still on its prior reads shift 0, ratio 1, KL 0."""
     _check_bayesian(run)
     model, guide = run.objective.model, run.objective.guide
-    rows = []
+    divergences, rows = guide.kl_to_prior(), []
     for site in COEFFICIENTS:
         prior_mean, prior_sd = model.unconstrained_prior(site)
         prior_mean = torch.as_tensor(prior_mean).expand(len(model.port_names))
         mean, sd = getattr(guide.locs, site).detach(), getattr(guide.scales, site).detach()
-        kl = torch.log(prior_sd / sd) + (sd**2 + (mean - prior_mean) ** 2) / (2 * prior_sd**2) - 0.5
+        kl = divergences[site]
         label = "log_fusion" if site == "fusion" else site
         for k, port in enumerate(model.port_names):
             rows.append({"coefficient": label, "port": port, "prior_mean": float(prior_mean[k]),
