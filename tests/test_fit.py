@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bayes_bps.fit import main
 from bayes_bps.training.checkpoint import latest_checkpoint, load_checkpoint_state
@@ -228,3 +229,18 @@ def test_the_same_seed_on_the_same_machine_gives_the_same_evaluation(tiny_base, 
     first, again, other = (json.loads((out / "evaluation.json").read_text()) for out in runs)
     assert first == again
     assert first["steered"]["edge_f1"]["per_image"] != other["steered"]["edge_f1"]["per_image"]
+
+
+def test_tensorboard_logs_the_loss_kl_sigma_and_ports_and_validation_grids(tiny_base, tmp_path):
+    out = tmp_path / "tracked"
+    main(run_args(tiny_base, out, "--steps", "4", "--report-to", "tensorboard", "--log-every", "1",
+                  "--validation-steps", "2"))
+    assert sorted(path.name for path in (out / "validation").iterdir()) == ["step_000002.png", "step_000004.png"]
+    events = list((out / "logs").rglob("events.out.tfevents.*"))
+    assert events
+    accumulator = EventAccumulator(str(events[0].parent)).Reload()
+    tags = set(accumulator.Tags()["scalars"])
+    assert {"-elbo per pair", "kl_per_pair", "temperature", "sigma/band_0", "fusion/mid", "slope/mid"} <= tags
+    assert [event.step for event in accumulator.Scalars("kl_per_pair")] == [1, 2, 3, 4]
+    assert accumulator.Scalars("kl_per_pair")[-1].value > 0  # the guide left the prior
+    assert [event.step for event in accumulator.Images("validation")] == [2, 4]

@@ -68,6 +68,20 @@ class ELBOObjective(nn.Module):
         return self.elbo.differentiable_loss(model, self.guide, batch, strength) / model.n_train
 
     @torch.no_grad()
+    def scalars(self) -> dict[str, float]:
+        """What a tracker follows: KL(q ‖ p) per pair (the rest of the loss is the tempered
+        likelihood), λ, σ(t) per noise band, and each port's posterior medians."""
+        model = self.model
+        kl = sum(float(divergence.sum()) for divergence in self.guide.kl_to_prior().values())
+        scalars = {"kl_per_pair": kl / model.n_train, "kl_nats": kl, "temperature": float(model.temperature)}
+        scalars.update({f"sigma/band_{k}": float(value)
+                        for k, value in enumerate(model.noise_scale.log_scale.exp())})
+        median = self.guide.median()
+        for site in ("fusion", "slope"):
+            scalars.update({f"{site}/{port}": float(value) for port, value in zip(model.port_names, median[site])})
+        return scalars
+
+    @torch.no_grad()
     def export_adapter(self) -> BPSAdapter:
         """The adapter to save: with Bayesian heads, their posterior medians are written into
         its head parameters, so `from_pretrained` gives the median network."""

@@ -26,6 +26,9 @@ class DeterministicObjective(nn.Module):
     def forward(self, batch: NoisyBatch, step: int) -> Tensor:
         return F.mse_loss(steered_noise(self._base[0], self.adapter, batch, self.weights), batch.noise)
 
+    def scalars(self) -> dict[str, float]:
+        return {}
+
     def export_adapter(self) -> BPSAdapter:
         return self.adapter
 

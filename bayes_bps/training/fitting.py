@@ -14,10 +14,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import diffusers
+import numpy as np
 import pyro
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
@@ -88,14 +90,33 @@ def write_loss_trace(run_dir: Path, losses: list[float], loss_label: str) -> Non
     plot_loss_curve(losses, run_dir / "loss.png", ylabel=ylabel, title=f"fit: {run_dir.name}")
 
 
+# (the run as fitted so far, its step) -> a picture (H, W, 3) uint8 to log, or None
+Validation = Callable[[FittedRun, int], "np.ndarray | None"]
+
+
+def _tracker_config(options: FitOptions) -> dict:
+    """The options a tracker can store: flat scalars and strings."""
+    flat = json.loads(option_files.to_json(options))
+    return {key: value for key, value in flat.items() if isinstance(value, (bool, int, float, str))}
+
+
 def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozenset(),
-        progress: bool = True) -> tuple[FittedRun, Accelerator]:
+        progress: bool = True, validation: Validation | None = None) -> tuple[FittedRun, Accelerator]:
     """Run (or resume) a fit into its run folder; returns the fitted run and its accelerator
-    (whose `is_main_process` says which process writes the report)."""
+    (whose `is_main_process` says which process writes the report).
+
+    With `--report-to tensorboard` the loss and the objective's `scalars()` go to RUN/logs every
+    `--log-every` steps; with `--validation-steps N`, `validation` runs every N steps on the main
+    process (the objective in eval mode) and the picture it returns is logged too."""
     options = prepare_run_folder(options, resume, set(explicit))
     run_dir = options.run_dir
+    tracking = options.report_to != "none"
     accelerator = Accelerator(cpu=not torch.cuda.is_available(),
+                              log_with=options.report_to if tracking else None,
+                              project_dir=str(run_dir / "logs") if tracking else None,
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    if tracking:
+        accelerator.init_trackers(run_dir.name, config=_tracker_config(options))
     torch.manual_seed(options.seed)
     pyro.set_rng_seed(options.seed)
 
@@ -113,6 +134,16 @@ def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozense
         (run_dir / "run.json").write_text(json.dumps(run_facts(objective, base, accelerator), indent=2) + "\n")
 
     def on_step(step: int) -> None:
+        if tracking and (step % options.log_every == 0 or step == options.steps):
+            accelerator.log({objective.loss_label: trainer.losses[-1], **objective.scalars()}, step=step)
+        if validation is not None and options.validation_steps and step % options.validation_steps == 0 \
+                and accelerator.is_main_process:
+            objective.eval()
+            picture = validation(FittedRun(options, base, pairs, objective), step)
+            objective.train()
+            if tracking and picture is not None:
+                accelerator.get_tracker(options.report_to, unwrap=True).add_image(
+                    "validation", picture, step, dataformats="HWC")
         if step % options.checkpoint_every == 0 or step == options.steps:
             state = trainer.state_dict()  # on every rank: it gathers their random states
             if accelerator.is_main_process:
@@ -130,4 +161,6 @@ def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozense
             write_loss_trace(run_dir, trainer.losses, objective.loss_label)
     if accelerator.is_main_process:  # again: a calibrated λ is known only now
         (run_dir / "run.json").write_text(json.dumps(run_facts(objective, base, accelerator), indent=2) + "\n")
+    if tracking:
+        accelerator.end_training()
     return FittedRun(options, base, pairs, objective), accelerator

@@ -31,6 +31,10 @@ class SteeringObjective(Protocol):
     def export_adapter(self) -> nn.Module:
         """The steering network to save with each checkpoint (`save_pretrained`)."""
 
+    def scalars(self) -> dict[str, float]:
+        """Numbers a tracker logs beside the loss (the Bayesian objective's KL, λ, σ(t), port
+        medians; none for a plain ε-MSE)."""
+
     def steering(self, conditions: Tensor, scale: float = 1.0) -> AbstractContextManager:
         """A context in which every call of the frozen UNet is steered by the fitted method,
         its steering multiplied by the conditioning `scale`."""

@@ -55,6 +55,11 @@ class FitOptions:
     out: str | None = option(None, "run folder (default: runs/<domain>-<task>-<bayes|deterministic>-n<N>-seed<S>)")
     checkpoint_every: int = option(200, "steps between checkpoints", low=1)
     checkpoints_total_limit: int = option(2, "checkpoints kept (the oldest are deleted)", low=1)
+    report_to: str = option("none", "tracker of the loss, KL, λ, σ(t) and port medians (RUN/logs)",
+                            choices=("none", "tensorboard"))
+    log_every: int = option(10, "steps between tracker logs", low=1)
+    validation_steps: int = option(0, "every N steps, sample the first --grid-conditions held-out conditions "
+                                   "(posterior mean and sd) into RUN/validation/ and the tracker (0: off)", low=0)
     posterior_draws: int = option(8, "posterior draws per condition behind the sd in samples.png", low=2)
     grid_conditions: int = option(6, "conditions shown in samples.png", low=1)
     eval_split: str = option("validation", "held-out split of evaluation.json (keep test for the study's "

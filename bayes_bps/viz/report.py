@@ -19,7 +19,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from ..base.classifier import caption_agreement
 from ..base.sample_cache import cached_sample_images, default_cache
@@ -105,12 +107,29 @@ def write_report(run: FittedRun, run_dir: Path, progress: bool = True) -> dict:
     return evaluation
 
 
+def validation_grid(run: FittedRun, step: int) -> np.ndarray:
+    """The first `--grid-conditions` held-out conditions under `--posterior-draws` draws (one for a
+    deterministic run): condition | posterior mean | sd, written to RUN/validation/step_N.png;
+    returns the picture for the tracker."""
+    options = run.options
+    _, conditions, captions, _ = run.held_out(options.grid_conditions)
+    draws = posterior_predictive(run, conditions, captions, options.posterior_draws, steps=options.ddim_steps,
+                                 seed=options.seed, guidance_scale=options.guidance_scale, progress=False,
+                                 scheduler=options.scheduler)
+    mean, sd = predictive_summary(draws)
+    path = run.options.run_dir / "validation" / f"step_{step:06d}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(predictive_grid(conditions, captions, {"posterior mean": mean.cpu()},
+                             sd.cpu() if len(draws) > 1 else None), path)
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
 def fit_and_report(options: FitOptions, resume: bool = False, explicit: set[str] = frozenset(),
                    progress: bool = True) -> Path:
     """Fit (or resume) a run, then write its report from the main process; returns the run folder.
     The run folder is locked throughout: a second fit into it fails at once."""
     with run_folder_lock(options.run_dir):
-        run, accelerator = fit(options, resume, explicit, progress)
+        run, accelerator = fit(options, resume, explicit, progress, validation=validation_grid)
         if accelerator.is_main_process:
             write_report(run, run.options.run_dir, progress=progress)
     return run.options.run_dir

@@ -57,6 +57,9 @@ class BaselineObjective(nn.Module):
             predicted = base.predict_noise(batch.noisy, batch.timesteps, batch.caption_states)
         return F.mse_loss(predicted, batch.noise)
 
+    def scalars(self) -> dict[str, float]:
+        return {}
+
     def export_adapter(self) -> nn.Module:
         return self.module
 
