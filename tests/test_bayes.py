@@ -17,6 +17,7 @@ from bayes_bps.bayes import (
     port_weights,
     posterior_draws,
 )
+from bayes_bps.bayes.likelihood import pointwise_log_likelihood
 from bayes_bps.bayes.objective import strength_at
 from bayes_bps.bayes.temperature import gauss_newton_precision
 from bayes_bps.bayes.weights import STEERING_UNIT
@@ -68,6 +69,19 @@ def test_the_guides_kl_to_the_prior_is_the_closed_form(setup):
     divergences = guide.kl_to_prior()
     torch.testing.assert_close(divergences["slope"], torch.full_like(divergences["slope"], math.log(2) + 0.125))
     assert torch.allclose(divergences["fusion"], torch.zeros_like(divergences["fusion"]), atol=1e-6)
+
+
+def test_the_pointwise_log_likelihood_is_each_examples_tempered_gaussian_density(setup):
+    base, _, batch = setup
+    model = _model(base)
+    draws = {name: value[None].repeat(2, 1) for name, value in model.prior_median().items()}
+    draws["fusion"][1] *= 3  # a second draw that steers harder
+    table = pointwise_log_likelihood(model, draws, batch)
+    assert table.shape == (2, len(batch.noise)) and not torch.allclose(table[0], table[1])
+    predicted = steered_noise(base, model.adapter, batch, model.weights_for({k: v[0] for k, v in draws.items()}))
+    sigma = model.noise_scale(batch.timesteps)[:, None, None, None]
+    by_hand = torch.distributions.Normal(predicted, sigma).log_prob(batch.noise).flatten(1).sum(1) * model.temperature
+    torch.testing.assert_close(table[0], by_hand)
 
 
 def test_at_step_zero_the_steered_model_is_the_frozen_base_and_then_it_steers(setup):

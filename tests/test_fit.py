@@ -7,7 +7,10 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 
+import arviz as az
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -47,6 +50,15 @@ def test_bayesian_fit_writes_every_output(tiny_base, tmp_path, capsys):
     predictive = evaluation["posterior_predictive"]["edge_f1"]
     assert predictive["low"] <= predictive["value"]
     assert "caption_agreement" in evaluation["steered"]
+    idata = az.from_netcdf(out / "posterior.nc")
+    assert {"posterior", "prior", "log_likelihood", "observed_data", "posterior_predictive", "svi_trace"} <= set(
+        idata.groups())
+    assert idata.log_likelihood["noise"].shape == (1, 64, 6) and idata.observed_data["noise"].shape[0] == 6
+    assert idata.posterior_predictive["edge_f1"].shape == (1, 2, 2)  # --posterior-draws x --grid-conditions
+    assert len(idata.svi_trace["loss"]) == 3 and "level" in idata.posterior.coords
+    with warnings.catch_warnings():  # a 3-step fit on 6 pairs: Pareto k is high, as it should be
+        warnings.simplefilter("ignore", UserWarning)
+        assert np.isfinite(az.loo(idata).elpd_loo)
 
 
 def test_deterministic_fit_and_dry_run(tiny_base, tmp_path, capsys):

@@ -69,13 +69,25 @@ def to_inference_data(posterior: Draws, prior: Draws | None, port_names: list[st
                       ports: Sequence[Port] | None = None,
                       sample_stats: Mapping[str, torch.Tensor] | None = None,
                       svi_losses: Sequence[float] | None = None,
-                      loss_name: str = "loss") -> az.InferenceData:
-    """InferenceData of the coefficients: posterior, and optionally prior, sample_stats, svi_trace.
+                      loss_name: str = "loss",
+                      log_likelihood: torch.Tensor | None = None,
+                      observed_noise: torch.Tensor | None = None) -> az.InferenceData:
+    """InferenceData of the coefficients: posterior, and optionally prior, sample_stats, svi_trace,
+    log_likelihood and observed_data (`predictive_dataset` makes a posterior_predictive group).
 
     `ports` (`steering.find_ports(unet)`) adds `level` and `stage` coordinates to the port dim;
     `sample_stats` values are (chain, draw); `svi_losses` is the loss per optimisation step,
-    described by `loss_name` (e.g. a trainer's `loss_label`)."""
+    described by `loss_name` (e.g. a trainer's `loss_label`). `log_likelihood` (draws, examples)
+    is each training example's tempered log-likelihood (`likelihood.pointwise_log_likelihood`),
+    what `az.loo` and `az.compare` read; `observed_noise` the ε it was evaluated at."""
     groups = {"posterior": _coefficient_dataset(posterior, port_names, ports)}
+    if log_likelihood is not None:
+        groups["log_likelihood"] = az.dict_to_dataset({"noise": log_likelihood.cpu().numpy()[None]},
+                                                      dims={"noise": ["example"]})
+    if observed_noise is not None:
+        groups["observed_data"] = az.dict_to_dataset(
+            {"noise": observed_noise.cpu().numpy()}, default_dims=[],
+            dims={"noise": ["example", *(f"noise_dim_{i}" for i in range(observed_noise.dim() - 1))]})
     if prior is not None:
         groups["prior"] = _coefficient_dataset(prior, port_names, ports)
     if sample_stats is not None:
@@ -86,6 +98,13 @@ def to_inference_data(posterior: Draws, prior: Draws | None, port_names: list[st
         groups["svi_trace"] = xr.Dataset({"loss": ("step", losses)}, coords={"step": np.arange(len(losses))},
                                          attrs={"loss_name": loss_name})
     return az.InferenceData(**groups)
+
+
+def predictive_dataset(scores: Mapping[str, torch.Tensor]) -> xr.Dataset:
+    """A posterior_predictive group: each fidelity score (draws, conditions) of one
+    posterior-predictive image per draw and held-out condition."""
+    return az.dict_to_dataset({name: values.cpu().numpy()[None] for name, values in scores.items()},
+                              dims={name: ["condition"] for name in scores})
 
 
 def summary_table(idata: az.InferenceData):

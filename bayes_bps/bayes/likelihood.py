@@ -24,7 +24,8 @@ import torch
 from pyro import poutine
 from torch import Tensor, nn
 
-from ..base import FrozenBase
+from ..base import FrozenBase, NoisyBatch
+from ..steering import steered_noise
 
 NOISE_BANDS = 10
 
@@ -63,3 +64,19 @@ def observe_noise(predicted: Tensor, noise: Tensor, noise_scale: Tensor, size: i
     scale = noise_scale.reshape(-1, *[1] * (predicted.dim() - 1)) if noise_scale.dim() else noise_scale
     with pyro.plate("examples", size, subsample=indices), poutine.scale(scale=temperature):
         pyro.sample("noise", dist.Normal(predicted, scale).to_event(predicted.dim() - 1), obs=noise)
+
+
+@torch.no_grad()
+def pointwise_log_likelihood(model, draws: dict[str, Tensor], batch: NoisyBatch) -> Tensor:
+    """The tempered log-likelihood of each example of `batch` under each coefficient draw,
+    (draws, examples): λ · log N(ε | ε̂_θ(x_t, t), σ(t)²) summed over the example's noise values,
+    the term the ELBO sums. One UNet pass of the batch per draw; ArviZ's PSIS-LOO reads it."""
+    scale = model.noise_scale(batch.timesteps).reshape(-1, *[1] * (batch.noise.dim() - 1))
+    rows = []
+    for k in range(len(draws["fusion"])):
+        coefficients = {name: value[k] for name, value in draws.items()}
+        predicted = steered_noise(model.base, model.adapter_with_heads(coefficients), batch,
+                                  model.weights_for(coefficients))
+        density = dist.Normal(predicted, scale).log_prob(batch.noise).flatten(1).sum(dim=1)
+        rows.append(model.temperature * density)
+    return torch.stack(rows)

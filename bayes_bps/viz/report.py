@@ -19,17 +19,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import arviz as az
 import numpy as np
 import torch
 from PIL import Image
 
 from ..base.classifier import caption_agreement
 from ..base.sample_cache import cached_sample_images, default_cache
-from ..bayes import COEFFICIENTS, ELBOObjective, posterior_draws, prior_draws
-from ..bayes.diagnostics import summary_table, to_inference_data
-from ..experiments.analysis import weight_curves
+from ..bayes import COEFFICIENTS, posterior_draws, prior_draws
+from ..bayes.diagnostics import predictive_dataset, summary_table, to_inference_data
+from ..bayes.likelihood import pointwise_log_likelihood
+from ..experiments.analysis import fixed_batch, weight_curves
 from ..metrics import condition_fidelity, mean_estimate
 from ..sampling import one_draw_per_image, posterior_predictive, predictive_summary, steered_sample_images
+from ..steering import find_ports
 from ..training import FitOptions, FittedRun
 from ..training.fitting import fit
 from ..training.lock import run_folder_lock
@@ -37,14 +40,29 @@ from ..utils.grids import predictive_grid, save_png
 from .figures import plot_fusion_forest, plot_weight_profiles
 
 SUMMARY_DRAWS = 1000  # guide draws behind the posterior summary (cheap: no UNet involved)
+LOG_LIKELIHOOD_DRAWS = 64  # of those, the draws behind the pointwise log-likelihood (a UNet pass each)
 
 
-def _posterior(objective: ELBOObjective, run_dir: Path) -> dict:
-    """Write posterior.nc, the summary and the two plots; return the posterior-mean coefficients."""
+def _svi_losses(run_dir: Path) -> list[float] | None:
+    trace = run_dir / "loss.csv"
+    if not trace.is_file():
+        return None
+    return [float(line.split(",")[1]) for line in trace.read_text().splitlines()[1:]]
+
+
+def _posterior(run: FittedRun, run_dir: Path) -> tuple[dict, az.InferenceData]:
+    """The summary and the two plots; return the posterior-mean coefficients and the
+    InferenceData (posterior, prior, SVI trace, and the training pairs' log-likelihood at one
+    fixed (t, ε) draw each, for `az.loo`)."""
+    objective = run.objective
     model, guide = objective.model, objective.guide
     draws, prior = posterior_draws(guide, SUMMARY_DRAWS), prior_draws(model, SUMMARY_DRAWS)
-    idata = to_inference_data(draws, prior, model.port_names)
-    idata.to_netcdf(str(run_dir / "posterior.nc"))
+    batch = fixed_batch(run, len(run.pairs), seed=run.options.seed)
+    likelihood_draws = {name: value[:LOG_LIKELIHOOD_DRAWS] for name, value in draws.items()}
+    idata = to_inference_data(draws, prior, model.port_names, ports=find_ports(model.base.unet),
+                              svi_losses=_svi_losses(run_dir), loss_name=objective.loss_label,
+                              log_likelihood=pointwise_log_likelihood(model, likelihood_draws, batch),
+                              observed_noise=batch.noise)
     summary_table(idata).to_csv(run_dir / "posterior_summary.csv")
     save_png(plot_fusion_forest(idata), run_dir / "fusion_forest.png")
     timesteps = torch.arange(0, model.base.num_train_timesteps, 10)
@@ -53,7 +71,7 @@ def _posterior(objective: ELBOObjective, run_dir: Path) -> dict:
              run_dir / "weight_profiles.png")
     mean = {name: draws[name].mean(dim=0) for name in COEFFICIENTS}
     heads = {site: value for site, value in guide.median().items() if site not in COEFFICIENTS}
-    return {**mean, **heads}
+    return {**mean, **heads}, idata
 
 
 def fidelity(run: FittedRun, images: torch.Tensor, conditions: torch.Tensor, captions: list[str]) -> dict[str, dict]:
@@ -75,7 +93,7 @@ def write_report(run: FittedRun, run_dir: Path, progress: bool = True) -> dict:
                 "seed": options.seed, "progress": progress, "scheduler": options.scheduler}
     if run.bayesian:
         model = objective.model
-        coefficients = _posterior(objective, run_dir)
+        coefficients, idata = _posterior(run, run_dir)
         adapter, weights = model.adapter_with_heads(coefficients), model.weights_for(coefficients)
     else:
         adapter, weights = objective.adapter, objective.weights
@@ -103,6 +121,12 @@ def write_report(run: FittedRun, run_dir: Path, progress: bool = True) -> dict:
     if run.bayesian:
         draws = posterior_predictive(run, conditions[:shown], captions[:shown], options.posterior_draws, **sampling)
         spread = predictive_summary(draws)[1].cpu()  # (shown, 1, H, W)
+        # 3. posterior.nc, with each draw's fidelity on the grid's conditions as its posterior predictive
+        per_draw = condition_fidelity(options.task, draws.flatten(0, 1), conditions[:shown].repeat(len(draws), 1, 1, 1),
+                                      captions[:shown] * len(draws))
+        idata.add_groups(posterior_predictive=predictive_dataset(
+            {name: values.reshape(len(draws), shown) for name, values in per_draw.items()}))
+        idata.to_netcdf(str(run_dir / "posterior.nc"))
     save_png(predictive_grid(conditions[:shown], captions[:shown], columns, spread), run_dir / "samples.png")
     return evaluation
 
