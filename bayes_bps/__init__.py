@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 
 _COMPONENTS = {
     "BPSPipeline": "bayes_bps.pipelines.bps",
+    "BPSBasePipeline": "bayes_bps.pipelines.base",
     "BPSAdapter": "bayes_bps.steering.adapter",
     "SteeringPosterior": "bayes_bps.bayes.exported",
     "CaptionEncoder": "bayes_bps.base.caption_encoder",

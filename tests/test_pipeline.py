@@ -1,10 +1,13 @@
 """`BPSPipeline`: export a fitted run, load it with diffusers' machinery, sample without data."""
 
+import json
+
 import pytest
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
-from bayes_bps import BPSPipeline, data
+from bayes_bps import BPSBasePipeline, BPSPipeline, data
+from bayes_bps.base import EMBEDDED_BASES, FrozenBase, resolve_base, sample_images
 from bayes_bps.export import main as export_main
 from bayes_bps.fit import main as fit_main
 from bayes_bps.sampling import steered_sample_images
@@ -84,3 +87,18 @@ def test_posterior_draws_with_any_scheduler(exported, scheduler):
     single = pipe(captions[0], image=conditions[0], posterior="mean", num_inference_steps=3, output_type="pt",
                   progress=False)
     assert single.images.shape == (1, 1, 16, 16) and single.sd is None
+
+
+@pytest.mark.parametrize("name", EMBEDDED_BASES)
+def test_an_embedded_base_loads_as_the_pipeline_its_model_index_names(name):
+    path = resolve_base(name)
+    assert json.loads((path / "model_index.json").read_text())["_class_name"] == BPSBasePipeline.__name__
+    pipe = BPSBasePipeline.from_pretrained(path)
+    assert pipe.classifier is not None and type(pipe.scheduler).__name__ == "DDPMScheduler"  # the training schedule
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)  # what the package samples with
+    captions = ["a handwritten digit 3" if name == "digits" else "a red circle"]
+    generator = torch.Generator().manual_seed(4)
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=torch.Generator().manual_seed(4)))
+    out = pipe(captions, num_inference_steps=3, generator=generator, output_type="pt", progress=False)
+    expected = sample_images(FrozenBase.from_pretrained(name), captions, steps=3, seed=seed, progress=False)
+    torch.testing.assert_close(out.images, ((expected + 1) / 2).clamp(0, 1))

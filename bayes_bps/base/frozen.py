@@ -93,7 +93,7 @@ class FrozenBase(nn.Module):
             if name not in index or index[name] is None or index[name][0] is None:
                 continue
             library, class_name = index[name]
-            loader = _LOADERS.get((library, class_name))
+            loader = _LOADERS.get((library.split(".")[0], class_name))  # "bayes_bps.base.x" is bayes_bps
             if loader is None:
                 raise ValueError(f"{root / 'model_index.json'}: component {name!r} is "
                                  f"{library}.{class_name}, which bayes_bps cannot load")

@@ -26,6 +26,7 @@ from torch import Tensor
 from ..base import DEFAULT_GUIDANCE_SCALE, FrozenBase, sample_images, start_noise
 from ..steering import steer
 from ..utils.images import to_unit
+from .outputs import as_output, seed_from
 
 POSTERIOR_MODES = ("draws", "mean")
 
@@ -84,7 +85,7 @@ class BPSPipeline(DiffusionPipeline):
         base, batch = self.frozen_base(), len(prompts)
         # 1. one seed from the caller's generator: the initial noise, the coefficient draws and any
         #    stochastic scheduler step follow from it
-        seed = 0 if generator is None else int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        seed = seed_from(generator)
         draw_generator = torch.Generator().manual_seed(seed + 1)
         if not self.posterior.config.bayesian:
             coefficients, draws = None, 1
@@ -100,14 +101,4 @@ class BPSPipeline(DiffusionPipeline):
                                     seed=seed, noise=noise, scheduler=self.scheduler, progress=progress)
         samples = to_unit(samples).unflatten(0, (draws, batch)).transpose(0, 1)  # (B, K, C, H, W)
         mean, sd = (samples.mean(dim=1), samples.std(dim=1)) if draws > 1 else (None, None)
-        images = samples.flatten(0, 1).cpu()
-        if output_type == "pil":
-            images = [_to_pil(picture) for picture in images]
-        elif output_type != "pt":
-            raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
-        return BPSPipelineOutput(images=images, mean=mean, sd=sd)
-
-
-def _to_pil(picture: Tensor) -> PIL.Image.Image:
-    pixels = (picture.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return PIL.Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+        return BPSPipelineOutput(images=as_output(samples.flatten(0, 1).cpu(), output_type), mean=mean, sd=sd)

@@ -29,12 +29,13 @@ from .options import PretrainOptions
 
 
 def _model_index(domain: str, classifier: bool) -> dict:
-    index = {"_class_name": "BPSEmbeddedBase", "_bayes_bps_domain": domain,
+    # the modules as diffusers writes custom components, so `BPSBasePipeline.from_pretrained` loads it
+    index = {"_class_name": "BPSBasePipeline", "_bayes_bps_domain": domain,
              "unet": ["diffusers", "UNet2DConditionModel"],
              "scheduler": ["diffusers", "DDPMScheduler"],
-             "text_encoder": ["bayes_bps", "CaptionEncoder"]}
+             "text_encoder": ["bayes_bps.base.caption_encoder", "CaptionEncoder"]}
     if classifier:
-        index["classifier"] = ["bayes_bps", "DomainClassifier"]
+        index["classifier"] = ["bayes_bps.base.classifier", "DomainClassifier"]
     return index
 
 
