@@ -1,7 +1,11 @@
 """SVI against NUTS on a posterior that moved, with a control that must fail the check.
 
     python benchmarks/svi_vs_nuts.py runs/shapes-sketch-bayes-n40-seed0 --batch 32 --chains 2 \
-        --warmup 75 --draws 75 --target-accept 0.65
+        --warmup 75 --draws 75 --target-accept 0.65 --nuts-draws runs/nuts-batch32.pt
+
+NUTS takes about two hours here; `--nuts-draws FILE` saves its draws, and a later call with
+the same file (same run, same batch) reuses them, so SVI settings can be compared against one
+reference.
 
 On one fixed batch of the run's training pairs (the network fixed at the fitted one), the exact
 posterior of the coefficients is a low-dimensional density that NUTS samples. Three
@@ -25,9 +29,11 @@ import argparse
 import time
 from pathlib import Path
 
+import torch
+
 from bayes_bps.bayes import SteeringGuide, posterior_draws
 from bayes_bps.bayes.diagnostics import compare_posteriors, comparison_summary
-from bayes_bps.bayes.nuts import nuts_reference, svi_on_batch
+from bayes_bps.bayes.nuts import NutsReference, nuts_reference, svi_on_batch
 from bayes_bps.experiments.analysis import fixed_batch
 from bayes_bps.training import load_run
 from bayes_bps.utils.seeding import seeded
@@ -43,22 +49,30 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--draws", type=int, default=100)
     parser.add_argument("--svi-steps", type=int, default=400)
+    parser.add_argument("--svi-particles", type=int, default=1, help="ELBO particles per SVI step")
     parser.add_argument("--target-accept", type=float, default=0.8, help="NUTS step-size adaptation target")
+    parser.add_argument("--nuts-draws", type=Path, default=None,
+                        help="a .pt file: reuse its NUTS draws if it exists (same run and batch), else save them there")
     args = parser.parse_args()
     run = load_run(args.run_dir, device="cpu")
     model = run.objective.model
     batch = fixed_batch(run, args.batch)
 
     started = time.perf_counter()
-    guide = svi_on_batch(model, batch, steps=args.svi_steps)
+    guide = svi_on_batch(model, batch, steps=args.svi_steps, num_particles=args.svi_particles)
     svi_seconds = time.perf_counter() - started
     control = SteeringGuide(model)
     control(batch)
     control.start_at_prior()  # never updated
     started = time.perf_counter()
-    reference = nuts_reference(model, batch, num_samples=args.draws, warmup_steps=args.warmup,
-                               num_chains=args.chains, whiten_by=guide,
-                               target_accept_prob=args.target_accept, progress=True)
+    if args.nuts_draws is not None and args.nuts_draws.is_file():
+        reference = NutsReference(**torch.load(args.nuts_draws))  # NUTS takes hours here: run it once
+    else:
+        reference = nuts_reference(model, batch, num_samples=args.draws, warmup_steps=args.warmup,
+                                   num_chains=args.chains, whiten_by=guide,
+                                   target_accept_prob=args.target_accept, progress=True)
+        if args.nuts_draws is not None:
+            torch.save({"draws": reference.draws, "diverging": reference.diverging}, args.nuts_draws)
     nuts_seconds = time.perf_counter() - started
 
     print(f"run {args.run_dir}, λ = {float(model.temperature):.3g}, batch {args.batch}; SVI {args.svi_steps} steps "
