@@ -119,7 +119,7 @@ def test_simulation_based_calibration_of_the_fusion_posterior(world):
     truth's rank among the posterior draws is roughly uniform (its 94 % interval covers it in
     about 94 % of cases)."""
     ranks, covered = [], []
-    for replicate in range(4):
+    for replicate in range(3):
         model = _model(world)
         with seeded(100 + replicate):
             truth = {**model.prior_median(), "fusion": model.coefficient_priors()["fusion"].sample()}
