@@ -10,6 +10,7 @@ its pictures and numbers mean nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -30,8 +31,12 @@ def parse_args(doc: str, argv: list[str] | None) -> argparse.Namespace:
 
 
 def work_folder(args: argparse.Namespace) -> Path | None:
-    """Where fast mode makes its tiny base, runs and study: OUT/fast-runs (None in full mode)."""
-    return args.out.resolve() / "fast-runs" if args.fast else None
+    """Where fast mode makes its tiny base, runs and study: $BAYES_BPS_FAST_WORK if set (a folder
+    shared with the notebooks' fast mode), else OUT/fast-runs; None in full mode."""
+    if not args.fast:
+        return None
+    shared = os.environ.get("BAYES_BPS_FAST_WORK")
+    return Path(shared) if shared else args.out.resolve() / "fast-runs"
 
 
 def inputs_for(args: argparse.Namespace) -> FigureInputs:

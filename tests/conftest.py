@@ -15,3 +15,10 @@ def tiny_base(tmp_path_factory):
 def sample_cache(tmp_path_factory, monkeypatch):
     """The unsteered-sample cache of fits goes to a temporary folder, never the user's home."""
     monkeypatch.setenv("BAYES_BPS_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def fast_work(tmp_path_factory):
+    """One folder of fast-mode tiny runs for the notebooks and the figure scripts
+    ($BAYES_BPS_FAST_WORK): each fits what is missing, the later ones reuse it."""
+    return tmp_path_factory.mktemp("fast-runs")

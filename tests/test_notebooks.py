@@ -17,8 +17,9 @@ def test_the_three_notebooks_exist():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
-def test_notebook_runs_in_fast_mode(path, monkeypatch):
+def test_notebook_runs_in_fast_mode(path, monkeypatch, fast_work):
     monkeypatch.setenv("BAYES_BPS_FAST", "1")  # the kernel inherits this process's environment
+    monkeypatch.setenv("BAYES_BPS_FAST_WORK", str(fast_work))
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=180, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
