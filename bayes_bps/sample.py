@@ -4,22 +4,27 @@
     python -m bayes_bps.sample --base digits --caption "a handwritten digit 7" --n 8
     python -m bayes_bps.sample runs/x                            # 8 test conditions x 8 posterior draws
     python -m bayes_bps.sample runs/x --condition sketch.png --caption "a red circle" --draws 16
+    python -m bayes_bps.sample exported/x --condition sketch.png --caption "a red circle"   # no data needed
 
 Runs are reproducible: the initial noise, every DDIM draw and a run's posterior draws come from
 `--seed`. A bare base writes one labelled grid (--out, default samples.png); a run writes, to
 --out (default RUN_DIR/samples/), per condition i grid_i.png (condition | K draws | posterior
-mean | per-pixel posterior sd), mean_i.png and sd_i.png, and samples.pt with every tensor.
+mean | per-pixel posterior sd), mean_i.png and sd_i.png, and samples.pt with every tensor. An
+exported pipeline folder (`python -m bayes_bps.export`) is sampled through `BPSPipeline`,
+without the run's training data, and written the same way.
 Each writes its resolved options as JSON beside what it wrote.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 
-from .base import FrozenBase
+from .base import SCHEDULERS, FrozenBase
 from .base.sampler import caption_grid
+from .pipelines import BPSPipeline
 from .sampling import held_out_captions, load_condition, posterior_predictive, write_samples
 from .sampling.options import SampleOptions
 from .training import FittedRun, load_run
@@ -73,10 +78,45 @@ def sample_run(options: SampleOptions) -> Path:
     return out
 
 
+def is_exported(folder: Path) -> bool:
+    index = folder / "model_index.json"
+    return index.is_file() and json.loads(index.read_text()).get("_class_name") == BPSPipeline.__name__
+
+
+def sample_exported(options: SampleOptions) -> Path:
+    """An exported pipeline folder (`python -m bayes_bps.export`): no training data, so the
+    conditions are `--condition` files with their `--caption`s; written like a run's samples."""
+    if not options.condition or not options.caption:
+        raise ValueError(f"{options.run_dir} is an exported pipeline and holds no conditions: pass --condition "
+                         "PNG and --caption (once, or once per condition)")
+    pipe = BPSPipeline.from_pretrained(options.run_dir)
+    pipe.scheduler = SCHEDULERS[options.scheduler].from_config(pipe.scheduler.config)
+    resolution = pipe.frozen_base().resolution
+    conditions = torch.stack([load_condition(path, pipe.adapter.config.condition_channels, resolution)
+                              for path in options.condition])
+    captions = options.caption * len(conditions) if len(options.caption) == 1 else options.caption
+    if len(captions) != len(conditions):
+        raise ValueError(f"{len(options.caption)} --caption for {len(conditions)} conditions: give one, or one per "
+                         "condition")
+    result = pipe(captions, image=conditions, num_posterior_draws=options.draws or 8,
+                  generator=torch.Generator().manual_seed(options.seed), num_inference_steps=options.steps,
+                  guidance_scale=options.guidance_scale, output_type="pt")
+    draws = result.images.unflatten(0, (len(conditions), -1)).transpose(0, 1) * 2 - 1  # (K, B, C, H, W)
+    bayesian = pipe.posterior.config.bayesian
+    out = write_samples(options.out or options.run_dir / "samples", draws, conditions, captions, seed=options.seed,
+                        steps=options.steps, guidance_scale=options.guidance_scale, scheduler=options.scheduler,
+                        bayesian=bayesian)
+    option_files.write(options, out / "options.json")
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         options, _ = option_files.parse(SampleOptions, argv, "python -m bayes_bps.sample", __doc__.splitlines()[0])
-        path = sample_base(options) if options.run_dir is None else sample_run(options)
+        if options.run_dir is None:
+            path = sample_base(options)
+        else:
+            path = sample_exported(options) if is_exported(options.run_dir) else sample_run(options)
     except (ValueError, FileNotFoundError) as error:
         fail(error)
     print(f"wrote {path}")

@@ -10,8 +10,10 @@ from bayes_bps import BPSBasePipeline, BPSPipeline, data
 from bayes_bps.base import EMBEDDED_BASES, FrozenBase, resolve_base, sample_images
 from bayes_bps.export import main as export_main
 from bayes_bps.fit import main as fit_main
+from bayes_bps.sample import main as sample_main
 from bayes_bps.sampling import steered_sample_images
 from bayes_bps.training import load_run
+from bayes_bps.utils.images import save_png as save_image_png
 
 TINY = ["--domain", "digits", "--n-train", "6", "--preset", "tiny", "--batch-size", "2", "--posterior-draws", "2",
         "--grid-conditions", "2", "--eval-samples", "2", "--ddim-steps", "2", "--steps", "3"]
@@ -102,3 +104,18 @@ def test_an_embedded_base_loads_as_the_pipeline_its_model_index_names(name):
     out = pipe(captions, num_inference_steps=3, generator=generator, output_type="pt", progress=False)
     expected = sample_images(FrozenBase.from_pretrained(name), captions, steps=3, seed=seed, progress=False)
     torch.testing.assert_close(out.images, ((expected + 1) / 2).clamp(0, 1))
+
+
+def test_the_sample_command_samples_an_exported_folder_without_data(exported, tmp_path, monkeypatch):
+    run_dir, folder = exported["bayesian"]
+    _, conditions, _ = _conditions(run_dir, count=1)
+    condition = tmp_path / "sketch.png"
+    save_image_png(conditions[0], condition)
+    monkeypatch.setattr(data, "make_dataset", lambda *a, **k: pytest.fail("the command read a dataset"))
+    sample_main([str(folder), "--condition", str(condition), "--caption", "a handwritten digit 3", "--draws", "3",
+                 "--steps", "2", "--out", str(tmp_path / "samples")])
+    saved = torch.load(tmp_path / "samples" / "samples.pt")
+    assert saved["draws"].shape == (3, 1, 1, 16, 16) and saved["bayesian"]
+    assert (tmp_path / "samples" / "grid_000.png").is_file()
+    with pytest.raises(SystemExit):  # an exported folder holds no conditions of its own
+        sample_main([str(folder), "--steps", "2"])

@@ -13,8 +13,8 @@ RUN_ONLY = ("split", "condition", "draws", "checkpoint")
 
 @dataclass
 class SampleOptions:
-    run_dir: Path | None = option(None, "a fit's run folder: sample its posterior predictive (omit to sample "
-                                  "a bare --base)", positional=True)
+    run_dir: Path | None = option(None, "a fit's run folder, or a folder written by `python -m bayes_bps.export`: "
+                                  "sample its posterior predictive (omit to sample a bare --base)", positional=True)
     base: str | None = option(None, "without RUN_DIR: embedded base name or diffusers folder [shapes]")
     caption: list[str] = option([], "caption (repeatable); default: the captions of the base's validation "
                                 "split, or of the run's --split conditions", repeat=True)
