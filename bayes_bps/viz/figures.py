@@ -222,6 +222,9 @@ def plot_learning_curves(rows: list[dict], metric: str) -> Figure:
                 line, = axis.plot(x, values, marker="o", markersize=3, label=f"lr {lr:g}")
                 axis.fill_between(x, lows, highs, color=line.get_color(), alpha=0.15)
         axes[0][j].set(xscale="log", xlabel="training steps", ylabel=f"validation {metric}", title=method)
+        axes[0][j].set_xticks(sorted({int(row["step"]) for row in runs}))
+        axes[0][j].get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axes[0][j].get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
         axes[1][j].set(xscale="log", xlabel="training seconds", ylabel=f"validation {metric}")
     if methods:
         axes[0][0].legend(fontsize="x-small")
