@@ -21,6 +21,7 @@ cells are skipped) and domains may run as separate processes into one folder.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,9 +30,10 @@ from tqdm.auto import tqdm
 from ..base import FrozenBase, TrainingPairs
 from ..data import make_dataset
 from ..metrics import Estimate, FeatureSpace, distribution_features, feature_distances, mean_estimate
-from .held_out import held_out, reference_images, score
+from .held_out import HeldOut, held_out, reference_images, score
 from .methods import fit_method
 from .options import StudyOptions
+from .recipes import Recipe
 from .records import (
     append_rows,
     features_path,
@@ -70,15 +72,30 @@ def sample_size(estimate: Estimate) -> str:
     return str(estimate.n) if isinstance(estimate.n, int) else " vs ".join(map(str, estimate.n))
 
 
-def run_cell(options: StudyOptions, base: FrozenBase, space: FeatureSpace, domain: str, task: str, n: int,
-             seed: int, methods: list[str], progress: bool, bar) -> None:
-    """Fit and score `methods` on one (domain, task, N, seed)."""
-    recipes = options.recipes()
+@dataclass
+class TaskSets:
+    """What every cell of a (domain, task) is scored on: the test conditions and the reference
+    split's features (the same for every N, seed and method, so made once)."""
+
+    test: HeldOut
+    reference_features: np.ndarray
+
+
+def task_sets(options: StudyOptions, base: FrozenBase, space: FeatureSpace, domain: str, task: str) -> TaskSets:
+    """The (domain, task)'s test conditions and reference features; the features are saved for
+    the paired distances (`tables.paired_rows`)."""
     test = held_out(domain, task, "test", options.eval_samples, base.resolution)
     reference_features = space.extract(reference_images(domain, task, options.reference_samples, base.resolution))
     reference_path = reference_features_path(options.out, domain, task)
     reference_path.parent.mkdir(parents=True, exist_ok=True)
     np.save(reference_path, reference_features.astype(np.float32))
+    return TaskSets(test, reference_features)
+
+
+def run_cell(options: StudyOptions, base: FrozenBase, space: FeatureSpace, sets: TaskSets, recipes: dict[str, Recipe],
+             domain: str, task: str, n: int, seed: int, methods: list[str], progress: bool, bar) -> None:
+    """Fit and score `methods` on one (domain, task, N, seed)."""
+    test, reference_features = sets.test, sets.reference_features
     train = make_dataset(domain, task, split="train", length=n, seed=seed, resolution=base.resolution)
     pairs = TrainingPairs.encode(base, train, n, name=f"{domain}/{task}")
     frozen = frozen_forward_seconds(base, pairs, options.batch_size)
@@ -109,7 +126,7 @@ def run_cell(options: StudyOptions, base: FrozenBase, space: FeatureSpace, domai
         bar.update()
 
 
-def run_domain(options: StudyOptions, domain: str, progress: bool) -> None:
+def run_domain(options: StudyOptions, domain: str, recipes: dict[str, Recipe], progress: bool) -> None:
     done = finished_cells(options, domain)
     todo = {(task, n, seed): [m for m in options.methods if (task, n, seed, m) not in done]
             for task, n, seed in options.cells(domain)}
@@ -118,9 +135,12 @@ def run_domain(options: StudyOptions, domain: str, progress: bool) -> None:
         return
     base = FrozenBase.from_pretrained(options.base(domain))
     space = distribution_features(base, options.inception_weights)
+    sets: dict[str, TaskSets] = {}
     with tqdm(total=sum(map(len, todo.values())), desc=f"study {domain}", disable=not progress) as bar:
         for (task, n, seed), methods in todo.items():
-            run_cell(options, base, space, domain, task, n, seed, methods, progress, bar)
+            if task not in sets:
+                sets[task] = task_sets(options, base, space, domain, task)
+            run_cell(options, base, space, sets[task], recipes, domain, task, n, seed, methods, progress, bar)
 
 
 def read_results(folder) -> list[dict]:
@@ -131,7 +151,7 @@ def read_results(folder) -> list[dict]:
 def data_efficiency(options: StudyOptions, progress: bool = True) -> list[dict]:
     """Run (or resume) the grid into `options.out`; return every row of the folder's results."""
     options.out.mkdir(parents=True, exist_ok=True)
-    options.recipes()  # a missing or malformed settings file fails before any fit
+    recipes = options.recipes()  # a missing or malformed settings file fails before any fit
     for domain in options.domains:
-        run_domain(options, domain, progress)
+        run_domain(options, domain, recipes, progress)
     return read_results(options.out)

@@ -41,26 +41,29 @@ def paired_rows(folder: Path, resamples: int = 1000) -> list[dict]:
             if "FD" in row["metric"] or "KID" in row["metric"]:
                 distance_metrics.add(row["metric"])
         scores = defaultdict(dict)  # (task, n, seed, method, metric) -> {index: score}
+        score_metrics = defaultdict(set)  # (task, n) -> metrics
         for row in read_rows(scores_path(folder, domain)):
             key = (row["task"], int(row["n_train"]), int(row["seed"]), row["method"], row["metric"])
             scores[key][int(row["index"])] = float(row["score"])
+            score_metrics[key[:2]].add(key[4])
         for (task, n, method), seeds in sorted(cells.items()):
             for reference in REFERENCES:
                 common = sorted(seeds & cells.get((task, n, reference), set()))
                 if method == reference or not common:
                     continue
                 cell = {"domain": domain, "task": task, "n_train": n, "method": method, "reference": reference}
-                metrics = sorted({key[4] for key in scores if key[:2] == (task, n)})
-                for metric in metrics:
+                for metric in sorted(score_metrics[(task, n)]):
                     grid = [[_ordered(scores[(task, n, seed, name, metric)]) for seed in common]
                             for name in (method, reference)]
                     result = paired_difference(np.array(grid[0]), np.array(grid[1]), resamples=resamples)
                     rows.append(_row(cell, metric, result))
-                real = reference_features_path(folder, domain, task)
+                if not distance_metrics:
+                    continue
+                real = np.load(reference_features_path(folder, domain, task))
+                features = [np.stack([np.load(features_path(folder, domain, task, n, seed, name)) for seed in common])
+                            for name in (method, reference)]
                 for metric in sorted(distance_metrics):
-                    features = [np.stack([np.load(features_path(folder, domain, task, n, seed, name))
-                                          for seed in common]) for name in (method, reference)]
-                    result = paired_distance_difference(_distance(metric), np.load(real), *features,
+                    result = paired_distance_difference(_distance(metric), real, *features,
                                                         resamples=min(resamples, DISTANCE_RESAMPLES))
                     rows.append(_row(cell, metric, result))
     return rows
