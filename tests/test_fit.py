@@ -17,7 +17,9 @@ import yaml
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from bayes_bps.export import main as export_main
 from bayes_bps.fit import main
+from bayes_bps.sample import main as sample_main
 from bayes_bps.training.checkpoint import latest_checkpoint, load_checkpoint_state
 from bayes_bps.training.lock import LOCK_FILE
 
@@ -182,6 +184,26 @@ def test_a_grey_folder_fits_a_grey_base_and_is_evaluated_on_a_held_out_folder(ti
     assert json.loads((unlabelled / "evaluation.json").read_text())["conditions"].startswith("train pairs (memorised")
     with pytest.raises(SystemExit):
         main([*TINY, "--base", str(tiny_base), "--out", str(tmp_path / "bad"), "--eval-domain", "shapes"])
+
+
+def test_a_folder_run_is_sampled_and_exported_after_its_training_data_moved(tiny_base, tmp_path):
+    _grey_folder(tmp_path / "train", 6, seed=0)
+    out = tmp_path / "run"
+    main([*TINY, "--base", str(tiny_base), "--out", str(out), "--steps", "2", "--domain", f"folder:{tmp_path / 'train'}"])
+    condition = tmp_path / "sketch.png"
+    Image.open(tmp_path / "train" / "source" / "0.png").resize((16, 16)).save(condition)
+    (tmp_path / "train").rename(tmp_path / "moved")
+
+    sample_main([str(out), "--condition", str(condition), "--caption", "a handwritten digit 1", "--draws", "2",
+                 "--steps", "2", "--out", str(tmp_path / "samples")])
+    assert torch.load(tmp_path / "samples" / "samples.pt")["draws"].shape == (2, 1, 1, 16, 16)
+    sample_main([str(out), "--split", "train", "--n", "2", "--draws", "2", "--steps", "2",
+                 "--out", str(tmp_path / "train-samples")])  # the train conditions come from pairs.pt
+    assert export_main([str(out), str(tmp_path / "exported")]).joinpath("model_index.json").is_file()
+
+    (out / "pairs.pt").unlink()  # the control: without the saved pairs the data are needed, and named
+    with pytest.raises(SystemExit, match="train does not exist"):
+        sample_main([str(out), "--condition", str(condition), "--caption", "a handwritten digit 1", "--steps", "2"])
 
 
 def test_a_second_fit_into_a_locked_run_folder_fails_and_a_stale_lock_is_taken_over(tiny_base, tmp_path):

@@ -7,7 +7,9 @@ The checks here are where a dataset meets a base, so a mismatch is reported with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -67,6 +69,21 @@ class TrainingPairs:
         device = base.device
         return cls(samples=base.encode_images(targets.to(device)), conditions=conditions.to(device),
                    caption_states=base.encode_captions(list(captions)), captions=list(captions))
+
+    def save(self, path: str | Path) -> None:
+        """Write the encoded pairs to `path` atomically (a temporary file, renamed into place)."""
+        path = Path(path)
+        staging = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        torch.save({name: value.cpu() if isinstance(value, Tensor) else value
+                    for name, value in asdict(self).items()}, staging)
+        os.replace(staging, path)
+
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device | str = "cpu") -> TrainingPairs:
+        """Pairs written by `save`, on `device`."""
+        saved = torch.load(path, weights_only=True)
+        return cls(**{name: value.to(device) if isinstance(value, Tensor) else value
+                      for name, value in saved.items()})
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -5,6 +5,7 @@ written afterwards by `viz.report.write_report`. The run folder gets
 
     options.json   every resolved option (`--resume` reads it back)
     run.json       what the options leave implicit: the temperature used, sizes, devices, versions
+    pairs.pt       the N training pairs as encoded: sampling and export need no data after the fit
     checkpoints/   step_N/ folders, atomic (see checkpoint.py)
     loss.csv, loss.png
 """
@@ -33,7 +34,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint_state, save_checkpoin
 from .lock import RunFolderError
 from .objective import trainable_parameters
 from .options import FitOptions
-from .runs import OPTIONS_FILE, FittedRun, base_and_pairs, build_objective, read_options
+from .runs import OPTIONS_FILE, PAIRS_FILE, FittedRun, base_and_pairs, build_objective, read_options
 from .trainer import NonFiniteLossError, trainer_for
 
 
@@ -121,7 +122,7 @@ def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozense
     pyro.set_rng_seed(options.seed)
 
     # 1. the frozen base and the N training pairs, encoded once
-    base, pairs = base_and_pairs(options, accelerator.device)
+    base, pairs = base_and_pairs(options, accelerator.device, run_dir if resume else None)
 
     # 2. the objective and the loop, restored from the latest checkpoint when resuming
     objective = build_objective(options, base, pairs)
@@ -131,6 +132,7 @@ def fit(options: FitOptions, resume: bool = False, explicit: set[str] = frozense
         trainer.load_state_dict(load_checkpoint_state(checkpoint))
     if accelerator.is_main_process:
         option_files.write(options, run_dir / OPTIONS_FILE)
+        pairs.save(run_dir / PAIRS_FILE)
         (run_dir / "run.json").write_text(json.dumps(run_facts(objective, base, accelerator), indent=2) + "\n")
 
     def on_step(step: int) -> None:

@@ -25,6 +25,7 @@ from .deterministic import DeterministicObjective
 from .options import FitOptions
 
 OPTIONS_FILE = "options.json"
+PAIRS_FILE = "pairs.pt"  # the training pairs as encoded, so a run is sampled and exported without its data
 
 
 @dataclass
@@ -59,9 +60,13 @@ class FittedRun:
         return torch.stack(images), torch.stack(conditions), list(captions), label
 
 
-def base_and_pairs(options: FitOptions, device: torch.device | str) -> tuple[FrozenBase, TrainingPairs]:
-    """The frozen base and the N training pairs of a run, encoded once."""
+def base_and_pairs(options: FitOptions, device: torch.device | str,
+                   run_dir: Path | None = None) -> tuple[FrozenBase, TrainingPairs]:
+    """The frozen base and the N training pairs of a run, encoded once: read from the run
+    folder's pairs.pt when `run_dir` has one, else encoded from the data."""
     base = FrozenBase.from_pretrained(options.base).to(device)
+    if run_dir is not None and (Path(run_dir) / PAIRS_FILE).is_file():
+        return base, TrainingPairs.load(Path(run_dir) / PAIRS_FILE, device)
     dataset = make_dataset(options.domain, options.task, split="train", length=options.n_train,
                            seed=options.seed, resolution=base.resolution, image_channels=base.image_channels)
     pairs = TrainingPairs.encode(base, dataset, options.n_train, name=f"{options.domain}/{options.task}")
@@ -103,7 +108,7 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None,
     if checkpoint is None:
         raise FileNotFoundError(f"{run_dir} holds no checkpoint yet (checkpoints/step_N/state.pt)")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    base, pairs = base_and_pairs(options, device)
+    base, pairs = base_and_pairs(options, device, run_dir)
     objective = build_objective(options, base, pairs)
     objective.load_state_dict(load_checkpoint_state(checkpoint)["objective"])
     return FittedRun(options, base, pairs, objective)
