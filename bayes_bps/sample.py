@@ -11,8 +11,9 @@ Runs are reproducible: the initial noise, every DDIM draw and a run's posterior 
 --out (default RUN_DIR/samples/), per condition i grid_i.png (condition | K draws | posterior
 mean | per-pixel posterior sd), mean_i.png and sd_i.png, and samples.pt with every tensor. A run
 reads its training pairs from its own pairs.pt, so `--condition` files or `--split train` need
-no data; the held-out split is drawn from the data. An exported pipeline folder (`python -m bayes_bps.export`) is sampled through `BPSPipeline`,
-without the run's training data, and written the same way.
+no data; the held-out split is drawn from the data. An exported pipeline folder
+(`python -m bayes_bps.export`) is sampled through `BPSPipeline`, without the run's training
+data, and written the same way.
 Each writes its resolved options as JSON beside what it wrote.
 """
 

@@ -23,6 +23,7 @@ from bayes_bps.bayes import SteeringGuide, SteeringPriors, posterior_draws, prio
 from bayes_bps.bayes.diagnostics import (
     compare_posteriors,
     comparison_summary,
+    tempered_loo,
     to_inference_data,
 )
 from bayes_bps.bayes.nuts import nuts_reference, svi_on_batch
@@ -172,3 +173,48 @@ def test_nuts_refuses_bayesian_heads(setup):
     base, _, batch, _, _, _, _ = setup
     with pytest.raises(ValueError, match="point-estimated port heads"):
         nuts_reference(_model(base, SteeringPriors(head_scale=0.05)), batch, num_samples=1, warmup_steps=1)
+
+
+def _conjugate_tempered_loo(temperature: float, draws: int = 4000):
+    """θ ~ N(0, 2²), y_i ~ N(θ, 1) tempered by λ: exact posterior draws, their stored terms
+    λ log p(y_i | θ), and the closed-form leave-one-out predictive log density of every y_i."""
+    generator = np.random.default_rng(0)
+    y = generator.normal(1.5, 1.0, size=12)
+    prior_precision = 1 / 4
+
+    def posterior(total, count):  # mean and variance of θ given `count` tempered points summing to `total`
+        precision = prior_precision + temperature * count
+        return temperature * total / precision, 1 / precision
+
+    mean, variance = posterior(y.sum(), len(y))
+    theta = generator.normal(mean, variance**0.5, size=draws)
+    log_p = -0.5 * (y[:, None] - theta[None]) ** 2 - 0.5 * np.log(2 * np.pi)
+    exact = []
+    for i in range(len(y)):
+        loo_mean, loo_variance = posterior(y.sum() - y[i], len(y) - 1)
+        spread = 1 + loo_variance
+        exact.append(-0.5 * (y[i] - loo_mean) ** 2 / spread - 0.5 * np.log(2 * np.pi * spread))
+    tempered = torch.as_tensor(temperature * log_p.T)  # (draws, examples), as posterior.nc stores it
+    coefficients = {"fusion": torch.as_tensor(theta)[:, None], "slope": torch.zeros(draws, 1)}
+    idata = to_inference_data(coefficients, None, ["port"], log_likelihood=tempered, temperature=temperature)
+    return idata, np.array(exact)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.05])
+def test_tempered_loo_matches_the_closed_form_leave_one_out_predictive(temperature):
+    import arviz as az
+
+    idata, exact = _conjugate_tempered_loo(temperature)
+    loo = tempered_loo(idata)
+    np.testing.assert_allclose(loo["loo_i"].values, exact, atol=0.02)
+    assert loo["elpd_loo"] == pytest.approx(exact.sum(), abs=0.1)
+    assert (loo["pareto_k"].values < 0.5).all() and loo["n_data_points"] == len(exact)
+    naive = az.loo(idata, pointwise=True)  # ArviZ's own, which reads the stored terms as the likelihood
+    if temperature == 1.0:
+        np.testing.assert_allclose(naive["loo_i"].values, loo["loo_i"].values, rtol=1e-10)
+    else:  # the control: the tempered terms taken for the likelihood are nowhere near the answer
+        assert np.abs(naive["loo_i"].values - exact).min() > 0.5
+    assert set(az.compare({"a": loo, "b": tempered_loo(_conjugate_tempered_loo(1.0)[0])}).index) == {"a", "b"}
+    with pytest.raises(ValueError, match="temperature"):
+        to_inference_data({"fusion": torch.zeros(4, 1), "slope": torch.zeros(4, 1)}, None, ["port"],
+                          log_likelihood=torch.zeros(4, 3))

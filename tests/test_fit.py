@@ -189,7 +189,8 @@ def test_a_grey_folder_fits_a_grey_base_and_is_evaluated_on_a_held_out_folder(ti
 def test_a_folder_run_is_sampled_and_exported_after_its_training_data_moved(tiny_base, tmp_path):
     _grey_folder(tmp_path / "train", 6, seed=0)
     out = tmp_path / "run"
-    main([*TINY, "--base", str(tiny_base), "--out", str(out), "--steps", "2", "--domain", f"folder:{tmp_path / 'train'}"])
+    main([*TINY, "--base", str(tiny_base), "--out", str(out), "--steps", "2",
+          "--domain", f"folder:{tmp_path / 'train'}"])
     condition = tmp_path / "sketch.png"
     Image.open(tmp_path / "train" / "source" / "0.png").resize((16, 16)).save(condition)
     (tmp_path / "train").rename(tmp_path / "moved")

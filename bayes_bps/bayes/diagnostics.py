@@ -11,8 +11,10 @@ dimension `port`; given the UNet's `Port`s, the port dimension also carries its 
                    its attrs. Not in `sample_stats`, whose variables ArviZ reads as one value per
                    posterior draw; an optimisation step is not a draw.
 
-`compare_posteriors` sets SVI against a NUTS reference (see nuts.py) coefficient by coefficient;
-`viz.figures.plot_fusion_forest` draws the fusion coefficients' posterior against their prior.
+`tempered_loo` is PSIS-LOO for the tempered posterior, so `az.compare` can weigh two fits
+(two temperatures, two profiles) on the same pairs. `compare_posteriors` sets SVI against a
+NUTS reference (see nuts.py) coefficient by coefficient; `viz.figures.plot_fusion_forest`
+draws the fusion coefficients' posterior against their prior.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ import xarray as xr
 with warnings.catch_warnings():  # arviz 0.23 announces its coming refactor on import
     warnings.simplefilter("ignore", FutureWarning)
     import arviz as az
+
+from arviz.stats.stats_utils import ELPDData
+from scipy.special import logsumexp
 
 from ..steering import Port
 from .priors import COEFFICIENTS
@@ -71,6 +76,7 @@ def to_inference_data(posterior: Draws, prior: Draws | None, port_names: list[st
                       svi_losses: Sequence[float] | None = None,
                       loss_name: str = "loss",
                       log_likelihood: torch.Tensor | None = None,
+                      temperature: float | None = None,
                       observed_noise: torch.Tensor | None = None) -> az.InferenceData:
     """InferenceData of the coefficients: posterior, and optionally prior, sample_stats, svi_trace,
     log_likelihood and observed_data (`predictive_dataset` makes a posterior_predictive group).
@@ -78,12 +84,16 @@ def to_inference_data(posterior: Draws, prior: Draws | None, port_names: list[st
     `ports` (`steering.find_ports(unet)`) adds `level` and `stage` coordinates to the port dim;
     `sample_stats` values are (chain, draw); `svi_losses` is the loss per optimisation step,
     described by `loss_name` (e.g. a trainer's `loss_label`). `log_likelihood` (draws, examples)
-    is each training example's tempered log-likelihood (`likelihood.pointwise_log_likelihood`),
-    what `az.loo` and `az.compare` read; `observed_noise` the ε it was evaluated at."""
+    is each training example's tempered log-likelihood λ log p (`likelihood.pointwise_log_likelihood`)
+    at `temperature` λ, kept in the group's attrs for `tempered_loo`; `observed_noise` is the ε
+    it was evaluated at."""
     groups = {"posterior": _coefficient_dataset(posterior, port_names, ports)}
     if log_likelihood is not None:
+        if temperature is None:
+            raise ValueError("a tempered log_likelihood needs its temperature")
         groups["log_likelihood"] = az.dict_to_dataset({"noise": log_likelihood.cpu().numpy()[None]},
-                                                      dims={"noise": ["example"]})
+                                                      dims={"noise": ["example"]},
+                                                      attrs={"temperature": float(temperature)})
     if observed_noise is not None:
         groups["observed_data"] = az.dict_to_dataset(
             {"noise": observed_noise.cpu().numpy()}, default_dims=[],
@@ -105,6 +115,35 @@ def predictive_dataset(scores: Mapping[str, torch.Tensor]) -> xr.Dataset:
     posterior-predictive image per draw and held-out condition."""
     return az.dict_to_dataset({name: values.cpu().numpy()[None] for name, values in scores.items()},
                               dims={name: ["condition"] for name in scores})
+
+
+def tempered_loo(idata: az.InferenceData) -> ELPDData:
+    """PSIS-LOO of a tempered posterior π ∝ p(θ) Π_i p(y_i | θ)^λ, pointwise, for `az.compare`.
+
+    Leaving y_i out divides π by p(y_i | θ)^λ, so the importance ratios are exp(−λ log p(y_i | θ)):
+    the stored tempered terms. What is averaged under them is the predictive density p(y_i | θ)
+    itself, since the held-out example is scored by the model, not by its tempered weight.
+    `az.loo` uses one array for both, which is right only at λ = 1 (where this equals it).
+    Guide draws are independent, so the relative efficiency is 1."""
+    group = idata.log_likelihood
+    temperature = group.attrs.get("temperature")
+    if temperature is None:
+        raise ValueError("the log_likelihood group has no temperature attribute; write it with "
+                         "to_inference_data(..., temperature=λ)")
+    tempered = group["noise"].stack(__sample__=("chain", "draw")).transpose("example", "__sample__").values
+    log_weights, pareto_k = az.psislw(-tempered, reff=1.0)
+    raw = tempered / temperature
+    loo_i = logsumexp(log_weights + raw, axis=1)
+    samples = tempered.shape[1]
+    lppd = (logsumexp(raw, axis=1) - np.log(samples)).sum()
+    good_k = min(1 - 1 / np.log10(samples), 0.7)
+    coords = {"example": group["example"].values}
+    return ELPDData(
+        data=[loo_i.sum(), (len(loo_i) * np.var(loo_i)) ** 0.5, lppd - loo_i.sum(), samples, len(loo_i),
+              bool(np.any(pareto_k > good_k)), xr.DataArray(loo_i, coords, dims=["example"], name="loo_i"),
+              xr.DataArray(pareto_k, coords, dims=["example"], name="pareto_shape"), "log", good_k],
+        index=["elpd_loo", "se", "p_loo", "n_samples", "n_data_points", "warning", "loo_i", "pareto_k", "scale",
+               "good_k"])
 
 
 def summary_table(idata: az.InferenceData):

@@ -62,7 +62,7 @@ def _posterior(run: FittedRun, run_dir: Path) -> tuple[dict, az.InferenceData]:
     idata = to_inference_data(draws, prior, model.port_names, ports=find_ports(model.base.unet),
                               svi_losses=_svi_losses(run_dir), loss_name=objective.loss_label,
                               log_likelihood=pointwise_log_likelihood(model, likelihood_draws, batch),
-                              observed_noise=batch.noise)
+                              temperature=float(model.temperature), observed_noise=batch.noise)
     summary_table(idata).to_csv(run_dir / "posterior_summary.csv")
     save_png(plot_fusion_forest(idata), run_dir / "fusion_forest.png")
     timesteps = torch.arange(0, model.base.num_train_timesteps, 10)
