@@ -88,7 +88,7 @@ def learning_curve(search: _Search, method: str, lr: float, progress: bool) -> l
     def on_checkpoint(fitted, step: int, seconds: float) -> None:
         for metric, estimate in search.evaluate(fitted).items():
             rows.append({**search.cell(), "method": method, "lr": lr, "step": step,
-                         "wall_seconds": f"{seconds:.1f}", "metric": metric, **_estimate_columns(estimate)})
+                         "wall_seconds": f"{seconds:.3f}", "metric": metric, **_estimate_columns(estimate)})
 
     search.fit(method, replace(PUBLISHED[method], lr=lr, steps=steps[-1]), progress, checkpoints=steps,
                on_checkpoint=on_checkpoint)
