@@ -1,8 +1,14 @@
 """Fixtures shared by the end-to-end tests."""
 
+import os
+
 import pytest
+import torch
 
 from bayes_bps.viz.figure_runs import tiny_base as pretrain_tiny_base
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers share the cores: one thread each, not one per core
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
