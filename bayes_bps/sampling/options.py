@@ -20,8 +20,8 @@ class SampleOptions:
                                 "split, or of the run's --split conditions", repeat=True)
     num_captions: int = option(6, "without RUN_DIR: validation captions when none are given", low=1)
     n: int | None = option(None, "samples per caption [6]; with RUN_DIR: conditions from --split [8]", low=1)
-    split: str | None = option(None, "with RUN_DIR: where conditions come from: the run's evaluation split, "
-                               "or its train pairs (folder datasets have only train pairs) [held-out]",
+    split: str | None = option(None, "with RUN_DIR: where conditions come from: the run's evaluation split "
+                               "(a folder run's --eval-domain), or its train pairs (pairs.pt) [held-out]",
                                choices=("held-out", "train"))
     condition: list[Path] = option([], "with RUN_DIR: a condition image (repeatable) instead of --split; "
                                    "needs --caption, once or once per condition", repeat=True)
