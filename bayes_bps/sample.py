@@ -7,13 +7,13 @@
     python -m bayes_bps.sample exported/x --condition sketch.png --caption "a red circle"   # no data needed
 
 Runs are reproducible: the initial noise, every DDIM draw and a run's posterior draws come from
-`--seed`. A bare base writes one labelled grid (--out, default samples.png); a run writes, to
---out (default RUN_DIR/samples/), per condition i grid_i.png (condition | K draws | posterior
-mean | per-pixel posterior sd), mean_i.png and sd_i.png, and samples.pt with every tensor. A run
-reads its training pairs from its own pairs.pt, so `--condition` files or `--split train` need
-no data; the held-out split is drawn from the data. An exported pipeline folder
-(`python -m bayes_bps.export`) is sampled through `BPSPipeline`, without the run's training
-data, and written the same way.
+`--seed`. A bare base writes one labelled grid (--out, default samples.png). A run and an
+exported pipeline folder (`python -m bayes_bps.export`) are both sampled through `BPSPipeline`
+(a run's own pipeline is built in memory, as `export` would write it) and write, to --out
+(default FOLDER/samples/), per condition i grid_i.png (condition | K draws | posterior mean |
+per-pixel posterior sd), mean_i.png and sd_i.png, and samples.pt with every tensor. A run reads
+its training pairs from its pairs.pt, so `--condition` files or `--split train` need no data;
+its held-out split is drawn from the data. An exported folder needs `--condition` files.
 Each writes its resolved options as JSON beside what it wrote.
 """
 
@@ -26,8 +26,8 @@ import torch
 
 from .base import SCHEDULERS, FrozenBase
 from .base.sampler import caption_grid
-from .pipelines import BPSPipeline
-from .sampling import held_out_captions, load_condition, posterior_predictive, write_samples
+from .pipelines import BPSPipeline, pipeline_for
+from .sampling import held_out_captions, load_condition, write_samples
 from .sampling.options import SampleOptions
 from .training import FittedRun, load_run
 from .utils import options as option_files
@@ -65,19 +65,28 @@ def run_conditions(run: FittedRun, options: SampleOptions) -> tuple[torch.Tensor
     return conditions, captions
 
 
-def sample_run(options: SampleOptions) -> Path:
-    """A fitted run: `--draws` posterior-predictive samples per condition, written by `write_samples`."""
-    run = load_run(options.run_dir, options.checkpoint)
-    conditions, captions = run_conditions(run, options)
-    draws = posterior_predictive(run, conditions, captions, options.draws or 8, steps=options.steps,
-                                 seed=options.seed, guidance_scale=options.guidance_scale, scheduler=options.scheduler)
-    if not run.bayesian:
-        print("a deterministic run has no posterior: one sample per condition, zero sd")
-    out = write_samples(options.out or options.run_dir / "samples", draws, conditions, captions,
-                        seed=options.seed, steps=options.steps, guidance_scale=options.guidance_scale,
-                        scheduler=options.scheduler, bayesian=run.bayesian)
+def sample_through(pipe: BPSPipeline, conditions: torch.Tensor, captions: list[str], options: SampleOptions,
+                   out: Path) -> Path:
+    """`--draws` posterior-predictive samples per condition from `pipe`, written by `write_samples`."""
+    pipe.scheduler = SCHEDULERS[options.scheduler].from_config(pipe.scheduler.config)
+    result = pipe(captions, image=conditions, num_posterior_draws=options.draws or 8,
+                  generator=torch.Generator().manual_seed(options.seed), num_inference_steps=options.steps,
+                  guidance_scale=options.guidance_scale, output_type="pt")
+    draws = result.images.unflatten(0, (len(conditions), -1)).transpose(0, 1) * 2 - 1  # (K, B, C, H, W)
+    out = write_samples(out, draws, conditions, captions, seed=options.seed, steps=options.steps,
+                        guidance_scale=options.guidance_scale, scheduler=options.scheduler,
+                        bayesian=pipe.posterior.config.bayesian)
     option_files.write(options, out / "options.json")
     return out
+
+
+def sample_run(options: SampleOptions) -> Path:
+    """A fitted run, through the pipeline it exports to (`pipeline_for`), held in memory."""
+    run = load_run(options.run_dir, options.checkpoint)
+    conditions, captions = run_conditions(run, options)
+    if not run.bayesian:
+        print("a deterministic run has no posterior: one sample per condition, zero sd")
+    return sample_through(pipeline_for(run), conditions, captions, options, options.out or options.run_dir / "samples")
 
 
 def is_exported(folder: Path) -> bool:
@@ -92,7 +101,6 @@ def sample_exported(options: SampleOptions) -> Path:
         raise ValueError(f"{options.run_dir} is an exported pipeline and holds no conditions: pass --condition "
                          "PNG and --caption (once, or once per condition)")
     pipe = BPSPipeline.from_pretrained(options.run_dir)
-    pipe.scheduler = SCHEDULERS[options.scheduler].from_config(pipe.scheduler.config)
     resolution = pipe.frozen_base().resolution
     conditions = torch.stack([load_condition(path, pipe.adapter.config.condition_channels, resolution)
                               for path in options.condition])
@@ -100,16 +108,7 @@ def sample_exported(options: SampleOptions) -> Path:
     if len(captions) != len(conditions):
         raise ValueError(f"{len(options.caption)} --caption for {len(conditions)} conditions: give one, or one per "
                          "condition")
-    result = pipe(captions, image=conditions, num_posterior_draws=options.draws or 8,
-                  generator=torch.Generator().manual_seed(options.seed), num_inference_steps=options.steps,
-                  guidance_scale=options.guidance_scale, output_type="pt")
-    draws = result.images.unflatten(0, (len(conditions), -1)).transpose(0, 1) * 2 - 1  # (K, B, C, H, W)
-    bayesian = pipe.posterior.config.bayesian
-    out = write_samples(options.out or options.run_dir / "samples", draws, conditions, captions, seed=options.seed,
-                        steps=options.steps, guidance_scale=options.guidance_scale, scheduler=options.scheduler,
-                        bayesian=bayesian)
-    option_files.write(options, out / "options.json")
-    return out
+    return sample_through(pipe, conditions, captions, options, options.out or options.run_dir / "samples")
 
 
 def main(argv: list[str] | None = None) -> None:
