@@ -50,6 +50,9 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=100)
     parser.add_argument("--svi-steps", type=int, default=400)
     parser.add_argument("--svi-particles", type=int, default=1, help="ELBO particles per SVI step")
+    parser.add_argument("--svi-lr", type=float, default=0.01, help="SVI's Adam learning rate")
+    parser.add_argument("--svi-final-lr", type=float, default=None,
+                        help="decay SVI's learning rate geometrically to this by the last step")
     parser.add_argument("--target-accept", type=float, default=0.8, help="NUTS step-size adaptation target")
     parser.add_argument("--nuts-draws", type=Path, default=None,
                         help="a .pt file: reuse its NUTS draws if it exists (same run and batch), else save them there")
@@ -59,7 +62,8 @@ def main() -> None:
     batch = fixed_batch(run, args.batch)
 
     started = time.perf_counter()
-    guide = svi_on_batch(model, batch, steps=args.svi_steps, num_particles=args.svi_particles)
+    guide = svi_on_batch(model, batch, steps=args.svi_steps, lr=args.svi_lr, final_lr=args.svi_final_lr,
+                         num_particles=args.svi_particles)
     svi_seconds = time.perf_counter() - started
     control = SteeringGuide(model)
     control(batch)
@@ -75,7 +79,9 @@ def main() -> None:
             torch.save({"draws": reference.draws, "diverging": reference.diverging}, args.nuts_draws)
     nuts_seconds = time.perf_counter() - started
 
-    print(f"run {args.run_dir}, λ = {float(model.temperature):.3g}, batch {args.batch}; SVI {args.svi_steps} steps "
+    schedule = f"lr {args.svi_lr:g}" + (f" → {args.svi_final_lr:g}" if args.svi_final_lr is not None else "")
+    print(f"run {args.run_dir}, λ = {float(model.temperature):.3g}, batch {args.batch}; SVI {args.svi_steps} steps, "
+          f"{args.svi_particles} particle(s), {schedule} "
           f"({svi_seconds:.0f} s), NUTS {args.chains} chains x ({args.warmup} warmup + {args.draws} draws) "
           f"({nuts_seconds:.0f} s), {reference.num_divergences} divergences")
     print(f"KL(SVI guide ‖ prior) = {sum(float(kl.sum()) for kl in guide.kl_to_prior().values()):.1f} nats")
@@ -84,6 +90,8 @@ def main() -> None:
             draws = posterior_draws(approximation, DRAWS)
         table = compare_posteriors(draws, reference.draws, model.port_names)
         print(f"{label}: {comparison_summary(table)}")
+        worst = table.sort_values("discrepancy_sd", ascending=False).head(3)
+        print(worst[["svi_mean", "nuts_mean", "svi_sd", "nuts_sd", "discrepancy_sd", "sd_ratio"]].round(3).to_string())
 
 
 if __name__ == "__main__":
