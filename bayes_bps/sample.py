@@ -46,22 +46,30 @@ def sample_base(options: SampleOptions) -> Path:
     return out
 
 
+def condition_files(options: SampleOptions, channels: int, resolution: int) -> torch.Tensor:
+    """The `--condition` images, checked against the adapter's channels and the base's resolution."""
+    return torch.stack([load_condition(path, channels, resolution) for path in options.condition])
+
+
+def given_captions(options: SampleOptions, count: int) -> list[str]:
+    """`--caption` for `count` conditions: one for all, or one each."""
+    if len(options.caption) not in (1, count):
+        raise ValueError(f"{len(options.caption)} --caption for {count} conditions: give one for every "
+                         "condition, or one per condition")
+    return options.caption * count if len(options.caption) == 1 else options.caption
+
+
 def run_conditions(run: FittedRun, options: SampleOptions) -> tuple[torch.Tensor, list[str]]:
     """The conditions to sample: image files, or the first `--n` of the run's held-out or train split."""
     count = options.n or 8
     if options.condition:
-        channels, resolution = run.pairs.condition_channels, run.base.resolution
-        conditions = torch.stack([load_condition(path, channels, resolution) for path in options.condition])
-        captions = []
+        conditions, captions = condition_files(options, run.pairs.condition_channels, run.base.resolution), []
     elif options.split == "train":
         conditions, captions = run.pairs.conditions[:count].cpu(), run.pairs.captions[:count]
     else:
         _, conditions, captions, _ = run.held_out(count)
     if options.caption:
-        if len(options.caption) not in (1, len(conditions)):
-            raise ValueError(f"{len(options.caption)} --caption for {len(conditions)} conditions: give one "
-                             "for every condition, or one per condition")
-        captions = options.caption * len(conditions) if len(options.caption) == 1 else options.caption
+        captions = given_captions(options, len(conditions))
     return conditions, captions
 
 
@@ -101,13 +109,8 @@ def sample_exported(options: SampleOptions) -> Path:
         raise ValueError(f"{options.run_dir} is an exported pipeline and holds no conditions: pass --condition "
                          "PNG and --caption (once, or once per condition)")
     pipe = BPSPipeline.from_pretrained(options.run_dir)
-    resolution = pipe.frozen_base().resolution
-    conditions = torch.stack([load_condition(path, pipe.adapter.config.condition_channels, resolution)
-                              for path in options.condition])
-    captions = options.caption * len(conditions) if len(options.caption) == 1 else options.caption
-    if len(captions) != len(conditions):
-        raise ValueError(f"{len(options.caption)} --caption for {len(conditions)} conditions: give one, or one per "
-                         "condition")
+    conditions = condition_files(options, pipe.adapter.config.condition_channels, pipe.frozen_base().resolution)
+    captions = given_captions(options, len(conditions))
     return sample_through(pipe, conditions, captions, options, options.out or options.run_dir / "samples")
 
 

@@ -7,7 +7,6 @@ The checks here are where a dataset meets a base, so a mismatch is reported with
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..utils.files import save_atomic
 from .frozen import FrozenBase
 
 TIMESTEP_SAMPLING = ("uniform", "high-noise")
@@ -72,11 +72,8 @@ class TrainingPairs:
 
     def save(self, path: str | Path) -> None:
         """Write the encoded pairs to `path` atomically (a temporary file, renamed into place)."""
-        path = Path(path)
-        staging = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        torch.save({name: value.cpu() if isinstance(value, Tensor) else value
-                    for name, value in asdict(self).items()}, staging)
-        os.replace(staging, path)
+        save_atomic({name: value.cpu() if isinstance(value, Tensor) else value
+                     for name, value in asdict(self).items()}, path)
 
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> TrainingPairs:

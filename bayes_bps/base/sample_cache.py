@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..utils.files import save_atomic
 from .frozen import FrozenBase
 from .sampler import sample_images
 
@@ -51,7 +52,5 @@ def cached_sample_images(base: FrozenBase, captions: list[str], *, cache: Path |
         return torch.load(path, weights_only=True)
     images = sample_images(base, captions, **sampling)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_suffix(f".tmp-{os.getpid()}")
-    torch.save(images.cpu(), staging)
-    os.replace(staging, path)
+    save_atomic(images.cpu(), path)
     return images
