@@ -4,11 +4,14 @@ import os
 
 import pytest
 import torch
+from filelock import FileLock
 
+from bayes_bps.viz.figure_runs import figure_inputs, study_rows
 from bayes_bps.viz.figure_runs import tiny_base as pretrain_tiny_base
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers share the cores: one thread each, not one per core
     torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"  # and so do the kernels and scripts they start
 
 
 @pytest.fixture(scope="session")
@@ -26,5 +29,14 @@ def sample_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def fast_work(tmp_path_factory):
     """One folder of fast-mode tiny runs for the notebooks and the figure scripts
-    ($BAYES_BPS_FAST_WORK): each fits what is missing, the later ones reuse it."""
-    return tmp_path_factory.mktemp("fast-runs")
+    ($BAYES_BPS_FAST_WORK), fitted here once for every xdist worker: the first worker to ask fits
+    them under a lock and the others wait and reuse them, so no notebook cell spends its timeout
+    fitting while another worker fits the same runs."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the folder above each worker's own: shared by the whole run
+    work = root / "fast-runs"
+    with FileLock(f"{work}.lock"):
+        figure_inputs(fast=True, work=work)
+        study_rows(fast=True, work=work)
+    return work
