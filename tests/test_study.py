@@ -93,10 +93,19 @@ def test_the_tune_stage_records_curves_and_scales_and_writes_settings_the_grid_r
     assert (out / "curves.png").is_file()
 
     # resumed: nothing is refitted
+    real_fit = tuning.fit_method
     fitted = []
     monkeypatch.setattr(tuning, "fit_method", lambda name, *a, **k: fitted.append(name))
     study.main(argv)
     assert fitted == []
+
+    # a widened scale grid: one refit per method, scored at the new scale only
+    monkeypatch.setattr(tuning, "fit_method", lambda name, *a, **k: fitted.append(name) or real_fit(name, *a, **k))
+    study.main(argv[:-2] + ["1.5", "3.0"])
+    assert fitted == ["deterministic", "controlnet"]
+    scales = [float(row["scale"]) for row in _rows(out / "sweep.csv")
+              if (row["method"], row["stage"], row["metric"]) == ("deterministic", "scale", "edge_f1")]
+    assert sorted(scales) == [0.5, 1.5, 3.0]
 
 
 def test_settings_round_trip_and_errors_name_the_file(tmp_path):

@@ -25,7 +25,7 @@ from ..training import FitOptions
 from .records import read_rows, write_rows
 
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)  # half-decades, 1e-5 … 3e-3
-CONDITIONING_SCALES = (0.5, 1.0, 1.5, 2.0)
+CONDITIONING_SCALES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)  # 3 and 4: three methods peaked at 2.0
 CURVE_STEPS = (125, 250, 500, 1000, 2000)  # checkpoints along each tuning run
 
 

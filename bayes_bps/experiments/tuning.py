@@ -10,7 +10,7 @@ wall-clock (`curves.csv`). The best (learning rate, step) by the task's primary 
 All runs share one training subset (`--tune-n` pairs of seed `--tune-seed`) and one set of
 validation conditions and noise, so the search compares settings, not draws. Each finished
 (method, learning rate) run and each finished scale search is appended at once; a killed
-stage resumes there.
+stage resumes there, and a widened `--scales` grid scores only the scales not yet in `sweep.csv`.
 """
 
 from __future__ import annotations
@@ -107,15 +107,15 @@ def best_steps(curve_rows: list[dict], method: str, metric: str) -> dict[float, 
     return best
 
 
-def scale_search(search: _Search, method: str, progress: bool) -> None:
-    """Refit the best (learning rate, step) once and score it at every conditioning scale."""
+def scale_search(search: _Search, method: str, scales: list[float], progress: bool) -> None:
+    """Refit the best (learning rate, step) once and score it at each of `scales`."""
     stage = [row for row in read_rows(search.sweep) if row["method"] == method]
     rates = {float(row["lr"]): (int(row["steps"]), float(row["value"])) for row in stage
              if row["stage"] == "learning-rate"}
     lr, (steps, _) = max(rates.items(), key=lambda item: item[1][1])
     fitted = search.fit(method, replace(PUBLISHED[method], lr=lr, steps=steps), progress)
     rows = []
-    for scale in search.options.scales:
+    for scale in scales:
         for metric, estimate in search.evaluate(fitted, scale).items():
             rows.append({**search.cell(), "method": method, "stage": "scale", "lr": lr, "steps": steps,
                          "scale": scale, "metric": metric, **_estimate_columns(estimate)})
@@ -142,11 +142,13 @@ def tune(options: StudyOptions, progress: bool = True) -> dict:
     search = _Search(options)
     trained = [method for method in options.methods if METHODS[method] is not None]
     for method in tqdm(trained, desc="tune", disable=not progress):
-        stages = {row["stage"] for row in read_rows(search.sweep) if row["method"] == method}
-        if "learning-rate" not in stages:
+        rows = [row for row in read_rows(search.sweep) if row["method"] == method]
+        if not any(row["stage"] == "learning-rate" for row in rows):
             learning_rate_search(search, method, progress)
-        if "scale" not in stages:
-            scale_search(search, method, progress)
+        scored = {float(row["scale"]) for row in rows if row["stage"] == "scale"}
+        missing = [scale for scale in options.scales if scale not in scored]
+        if missing:  # a first search, or a widened grid: only the new scales
+            scale_search(search, method, missing, progress)
     recipes = chosen_recipes(read_rows(search.sweep), trained, search.primary)
     write_settings(options.out / "settings.csv", recipes)
     return recipes
