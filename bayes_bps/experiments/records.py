@@ -14,6 +14,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from ..utils.files import staged
+
 
 def append_rows(path: Path, columns: list[str], rows: list[dict]) -> None:
     """Append rows; the header is written with the first of them."""
@@ -39,12 +41,10 @@ def read_rows(*paths: Path) -> list[dict]:
 
 def write_rows(path: Path, columns: list[str], rows: list[dict]) -> None:
     """Replace a derived file (a table recomputed from the others) atomically."""
-    temporary = path.with_suffix(".tmp")
-    with open(temporary, "w", newline="") as handle:
+    with staged(path) as staging, open(staging, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    temporary.replace(path)
 
 
 def result_domains(folder: Path) -> list[str]:

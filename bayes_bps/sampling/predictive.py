@@ -27,25 +27,30 @@ def coefficient_draws(run: FittedRun, num_draws: int, seed: int) -> dict[str, to
 
 @torch.no_grad()
 def steered_draws(model: BayesianSteering, draws: Mapping[str, torch.Tensor], conditions: torch.Tensor,
-                  captions: list[str], *, seed: int = 0, **sampling) -> torch.Tensor:
+                  captions: list[str], *, seed: int = 0, noise: torch.Tensor | None = None,
+                  **sampling) -> torch.Tensor:
     """(K, B, C, H, W): each of the B conditions steered by each of the K coefficient draws.
 
     Every draw of condition j starts from the same x_T (the one `sample_images` draws from
-    `seed` for B captions), so the spread across draws is the coefficients' uncertainty alone.
+    `seed` for B captions), so the spread across draws is the coefficients' uncertainty alone;
+    `noise`, (K·B, C, H, W) from `start_noise`, gives image k·B + j its own x_T instead.
     The K draws run as one DDIM loop over K·B images, each image with its draw's port weights.
     Bayesian port heads are adapter weights, which one adapter call cannot vary per image: then
     each draw gets its own loop of B images (same work, less parallelism)."""
     num_draws, batch = len(draws["fusion"]), len(captions)
-    noise = start_noise(model.base, batch, torch.Generator().manual_seed(seed))
+    if noise is None:
+        noise = start_noise(model.base, batch, torch.Generator().manual_seed(seed)).repeat(num_draws, 1, 1, 1)
+    if len(noise) != num_draws * batch:
+        raise ValueError(f"noise has {len(noise)} x_T for {num_draws} draws of {batch} conditions")
     if any(site.startswith(HEAD_SITE) for site in draws):
         one_by_one = ({site: value[k] for site, value in draws.items()} for k in range(num_draws))
         return torch.stack([
             steered_sample_images(model.base, model.adapter_with_heads(draw), model.weights_for(draw), conditions,
-                                captions, seed=seed, noise=noise, **sampling) for draw in one_by_one])
+                                captions, seed=seed, noise=noise[k * batch:(k + 1) * batch], **sampling)
+            for k, draw in enumerate(one_by_one)])
     # the conditions once: `steer` tiles them to the K·B images and runs the adapter once per step
     images = steered_sample_images(model.base, model.adapter, model.weights_per_image(draws, batch), conditions,
-                                 list(captions) * num_draws, seed=seed, noise=noise.repeat(num_draws, 1, 1, 1),
-                                 **sampling)
+                                 list(captions) * num_draws, seed=seed, noise=noise, **sampling)
     return images.unflatten(0, (num_draws, batch))
 
 
