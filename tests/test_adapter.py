@@ -108,6 +108,28 @@ def test_classifier_free_guidance_batch_and_per_example_scales():
     assert torch.equal(gated[:2], unet(*doubled).sample[:2]) and torch.equal(gated[2:], from_repeat[2:])
 
 
+def test_all_zero_weights_skip_the_adapter_in_sampling_but_not_in_training():
+    unet = tiny_unet()
+    adapter = tiny_adapter(unet)
+    randomize_heads(adapter)
+    calls = []
+    counted = lambda *args, **kwargs: calls.append(1) or adapter(*args, **kwargs)
+    sample, _, text = unet_inputs(batch=2)
+    weights = uniform_profile(find_ports(unet))
+    # steering only from t = 500 on, per example as the model's time-dependent weights are
+    gated = lambda timesteps: {name: (timesteps >= 500).float() * value for name, value in weights.items()}
+    with torch.no_grad():
+        frozen = unet(sample, 100, text).sample
+        with steer(unet, counted, condition(), gated):
+            low, high = unet(sample, 100, text).sample, unet(sample, 900, text).sample
+        with steer(unet, adapter, condition(), weights):
+            steered_high = unet(sample, 900, text).sample
+    assert len(calls) == 1 and torch.equal(low, frozen) and torch.equal(high, steered_high)
+    with steer(unet, counted, condition(), gated):
+        unet(sample, 100, text).sample.sum().backward()
+    assert len(calls) == 2 and all(torch.count_nonzero(head.weight.grad) == 0 for head in adapter.heads)
+
+
 def test_save_and_load_give_identical_outputs(tmp_path):
     unet = tiny_unet()
     adapter = tiny_adapter(unet)
@@ -159,3 +181,32 @@ def test_sd15_parameter_counts():
     assert count(official) == 672_093_120
     assert count(official) + unused + 14 == pytest.approx(692.37e6, rel=0.01)
     assert count(lite) / count(unet) <= 0.10
+
+
+@torch.no_grad()
+def test_pruned_ports_are_not_computed_and_the_kept_ones_are_unchanged():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    unet = tiny_unet(layers_per_block=2)
+    adapter = tiny_adapter(unet)
+    randomize_heads(adapter)
+    time_embedding = torch.randn(2, unet.time_embedding.linear_2.out_features)
+    names = adapter.port_names
+
+    def flops_and_residuals(ports=None):
+        with FlopCounterMode(display=False) as counter:
+            residuals = adapter(condition(), time_embedding, ports=ports)
+        return counter.get_total_flops(), residuals
+
+    total, full = flops_and_residuals()
+    # the decoder's last (full-resolution) level pruned: its blocks and heads are not run
+    kept = [name for name in names if name not in adapter.decoder_ports[-1]]
+    pruned_flops, pruned = flops_and_residuals(kept)
+    assert list(pruned) == kept and all(torch.equal(pruned[name], full[name]) for name in kept)
+    assert pruned_flops < total
+    # a port inside the network: only its head goes, the blocks after it still run
+    inner_flops, inner = flops_and_residuals([name for name in names if name != "down.0.0"])
+    assert "down.0.0" not in inner and pruned_flops < inner_flops < total
+    assert flops_and_residuals([]) == (0, {})
+    with pytest.raises(ValueError, match=r"unknown ports \['nope'\]"):
+        adapter(condition(), time_embedding, ports=["nope"])

@@ -23,6 +23,8 @@ only its optional ControlNet mode), and 14 scalar fusion weights, which here are
 """
 
 import math
+from collections.abc import Collection, Iterator
+from itertools import islice
 
 import torch
 import torch.nn.functional as F
@@ -222,17 +224,9 @@ class BPSAdapter(ModelMixin, ConfigMixin):
                 f"(unshuffle factor {factor} times {len(self.config.widths) - 1} halvings)"
             )
 
-    def forward(
-        self, condition: Tensor, time_embedding: Tensor, sample_size: tuple[int, int] | None = None
-    ) -> dict[str, Tensor]:
-        """Residual per port name, at the port's UNet channels and resolution.
-
-        `time_embedding` is the frozen UNet's embedding of t, one row per condition. When
-        `sample_size` (the UNet sample's height, width) is given, the condition must unshuffle to it.
-        """
-        self._check_condition(condition, sample_size)
-        features = {}  # port name -> adapter features there
-
+    def _features(self, condition: Tensor, time_embedding: Tensor) -> Iterator[tuple[str, Tensor]]:
+        """(port name, the adapter's features there), in port order and computed lazily: a
+        caller that stops early runs none of the blocks after the last port it takes."""
         # 1-2. condition onto the sample grid, stem conv
         h = self.stem(self.unshuffle(condition))
         skips = [h]
@@ -241,8 +235,9 @@ class BPSAdapter(ModelMixin, ConfigMixin):
         blocks = iter(self.encoder)
         for level, names in enumerate(self.encoder_ports):
             for name in names:
-                h = features[name] = next(blocks)(h, time_embedding)
+                h = next(blocks)(h, time_embedding)
                 skips.append(h)
+                yield name, h
             if level < len(self.downsamplers):
                 h = self.downsamplers[level](h)
                 skips.append(h)
@@ -250,18 +245,37 @@ class BPSAdapter(ModelMixin, ConfigMixin):
         # 4. middle
         for block in self.middle:
             h = block(h, time_embedding)
-        features[self.middle_port] = h
+        yield self.middle_port, h
 
         # 5. decoder
         blocks = iter(self.decoder)
         for i, names in enumerate(self.decoder_ports):
             for name in names:
-                h = features[name] = next(blocks)(torch.cat([h, skips.pop()], dim=1))
+                h = next(blocks)(torch.cat([h, skips.pop()], dim=1))
+                yield name, h
             if i < len(self.upsamplers):
                 h = self.upsamplers[i](h)
 
-        # 6. heads to each port's UNet channels: zero-initialised, or unit RMS per example
-        residuals = {name: head(features[name]) for name, head in zip(self.port_names, self.heads)}
+    def forward(
+        self, condition: Tensor, time_embedding: Tensor, sample_size: tuple[int, int] | None = None,
+        ports: Collection[str] | None = None,
+    ) -> dict[str, Tensor]:
+        """Residual per port name, at the port's UNet channels and resolution.
+
+        `time_embedding` is the frozen UNet's embedding of t, one row per condition. When
+        `sample_size` (the UNet sample's height, width) is given, the condition must unshuffle to it.
+        `ports` (default: all) prunes the others: their heads are not run, nor any block after the
+        last kept port in port order (the decoder's full-resolution tail, when it is pruned).
+        """
+        self._check_condition(condition, sample_size)
+        kept = set(self.port_names if ports is None else ports)
+        if kept - set(self.port_names):
+            raise ValueError(f"unknown ports {sorted(kept - set(self.port_names))}; the adapter has {self.port_names}")
+        needed = max((i + 1 for i, name in enumerate(self.port_names) if name in kept), default=0)
+        features = dict(islice(self._features(condition, time_embedding), needed))
+
+        # 6. heads to each kept port's UNet channels: zero-initialised, or unit RMS per example
+        residuals = {name: head(features[name]) for name, head in zip(self.port_names, self.heads) if name in kept}
         if self.config.scale_free:
             residuals = {name: r * r.square().mean(dim=(1, 2, 3), keepdim=True).add(RMS_EPS).rsqrt()
                          for name, r in residuals.items()}

@@ -70,6 +70,10 @@ def _apply_weight(weight: Weight, residual: Tensor, port: str) -> Tensor:
     return weight * residual
 
 
+def _is_zero(weight: Weight) -> bool:
+    return not bool(torch.as_tensor(weight).any())
+
+
 @contextmanager
 def steer(unet: nn.Module, adapter: Adapter, condition: Tensor, weights: PortWeights,
           scale: float = 1.0) -> Iterator[None]:
@@ -85,7 +89,8 @@ def steer(unet: nn.Module, adapter: Adapter, condition: Tensor, weights: PortWei
     - `timestep` may be a scalar or one value per example, as for the UNet itself.
     - `weights` gives one value per port (0 turns a port off): a float, a 0-d tensor, or a tensor
       with one value per UNet-batch example. It may also be a callable mapping the per-example
-      timesteps to such a dict, for time-dependent weights.
+      timesteps to such a dict, for time-dependent weights. Outside autograd, a call whose weights
+      are all zero skips the adapter: the UNet runs frozen (how time gates save sampling time).
     - `scale` multiplies every port's residual at sampling time, like diffusers' ControlNet
       `conditioning_scale` (the study tunes it on validation for every method alike).
     - The stash lives until the next call, so gradient checkpointing can recompute the blocks
@@ -97,10 +102,18 @@ def steer(unet: nn.Module, adapter: Adapter, condition: Tensor, weights: PortWei
     stash: dict[str, Tensor] = {}
 
     def compute_residuals(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        # 1. this call's sample and timestep, positional or keyword as in UNet2DConditionModel.forward
+        # 1. this call's sample, timestep and port weights, positional or keyword as in
+        #    UNet2DConditionModel.forward. With every weight zero, sampling skips the adapter (the
+        #    output is the same); training runs it, so its parameters still get their (zero)
+        #    gradients and the optimizer steps as it would
         sample, timestep, _ = unet_call_inputs(args, kwargs)
         batch = sample.shape[0]
         timesteps = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(batch)
+        call_weights = weights(timesteps) if callable(weights) else weights
+        _check_weights(call_weights, port_names)
+        stash.clear()
+        if not torch.is_grad_enabled() and all(_is_zero(weight) for weight in call_weights.values()):
+            return
         # 2. the UNet batch is copies of the condition batch (classifier-free guidance's [uncond;
         #    cond], or K posterior draws); the adapter sees only the condition and t, so when
         #    every copy has the same t it runs once on the conditions and its residuals are tiled
@@ -119,9 +132,6 @@ def steer(unet: nn.Module, adapter: Adapter, condition: Tensor, weights: PortWei
             raise ValueError(f"the adapter steers ports the UNet does not have: {sorted(set(residuals) - port_names)}")
         if shared:
             residuals = {name: repeat_to_batch(r, batch) for name, r in residuals.items()}
-        call_weights = weights(timesteps) if callable(weights) else weights
-        _check_weights(call_weights, port_names)
-        stash.clear()
         stash.update({name: scale * _apply_weight(call_weights[name], r, name) for name, r in residuals.items()})
 
     try:
