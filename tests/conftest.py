@@ -40,3 +40,18 @@ def fast_work(tmp_path_factory):
         figure_inputs(fast=True, work=work)
         study_rows(fast=True, work=work)
     return work
+
+
+@pytest.fixture(scope="session")
+def twin_runs(tiny_base, tmp_path_factory):
+    """A Bayesian and a deterministic 2-step fit on the same tiny pairs and seed: what the
+    experiments on fitted runs (failure detection, time gates, pruning) take."""
+    from bayes_bps.fit import main as fit_main
+    from bayes_bps.training import load_run
+    from tests.test_fit import run_args
+
+    folder = tmp_path_factory.mktemp("twin-runs")
+    for name, extra in (("bayes", ()), ("det", ("--deterministic",))):
+        fit_main(run_args(tiny_base, folder / name, "--steps", "2", "--eval-samples", "1", "--grid-conditions", "1",
+                          *extra))
+    return load_run(folder / "bayes"), load_run(folder / "det")

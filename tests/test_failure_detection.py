@@ -8,9 +8,6 @@ from scipy.stats import norm
 
 from bayes_bps.experiments.failure_detection import DETECTORS, SCORES, detection_table, spread, summarize
 from bayes_bps.experiments.held_out import held_out
-from bayes_bps.fit import main as fit_main
-from bayes_bps.training import load_run
-from tests.test_fit import run_args
 
 
 def _planted(n: int, separation: float, informative: bool, seed: int = 0) -> pd.DataFrame:
@@ -56,18 +53,8 @@ def test_spread_is_the_pixel_sd_across_images():
     assert torch.allclose(spread(images), torch.tensor([0.0, 1.0]))
 
 
-@pytest.fixture(scope="module")
-def runs(tiny_base, tmp_path_factory):
-    """A Bayesian and a deterministic 2-step fit on the same tiny pairs."""
-    folder = tmp_path_factory.mktemp("detection")
-    for name, extra in (("bayes", ()), ("det", ("--deterministic",))):
-        fit_main(run_args(tiny_base, folder / name, "--steps", "2", "--eval-samples", "1", "--grid-conditions", "1",
-                          *extra))
-    return load_run(folder / "bayes"), load_run(folder / "det")
-
-
-def test_detection_table_on_tiny_runs(runs):
-    bayesian, deterministic = runs
+def test_detection_table_on_tiny_runs(twin_runs):
+    bayesian, deterministic = twin_runs
     conditions = held_out("digits", "sketch", "test", 5, bayesian.base.resolution)
     table = detection_table(bayesian, deterministic, conditions, num_draws=3, steps=2, chunk=2, progress=False)
     assert list(table["condition"]) == list(range(5)) and table["caption"].tolist() == conditions.captions
@@ -79,8 +66,8 @@ def test_detection_table_on_tiny_runs(runs):
     pd.testing.assert_frame_equal(table, again, atol=1e-4)  # the chunking changes nothing
 
 
-def test_detection_needs_a_bayesian_and_a_deterministic_run_of_the_same_pairs(runs):
-    bayesian, deterministic = runs
+def test_detection_needs_a_bayesian_and_a_deterministic_run_of_the_same_pairs(twin_runs):
+    bayesian, deterministic = twin_runs
     conditions = held_out("digits", "sketch", "test", 2, bayesian.base.resolution)
     with pytest.raises(ValueError, match="a Bayesian run and a deterministic one"):
         detection_table(deterministic, bayesian, conditions, progress=False)

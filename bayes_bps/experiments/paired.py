@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 RESAMPLES = 1000
@@ -114,3 +115,15 @@ def paired_distance_difference(distance: Callable[[np.ndarray, np.ndarray], floa
     # which is conservative (the seed variance dominates here); one seed: the conditions'
     degrees_of_freedom = seeds - 1 if seeds > 1 else conditions - 1
     return _interval(delta, replicates, degrees_of_freedom, seeds, conditions, confidence)
+
+
+def losses_against(scores: pd.DataFrame, reference: str, resamples: int = RESAMPLES, confidence: float = 0.95,
+                   seed: int = 0) -> pd.DataFrame:
+    """reference − setting for every column of a (conditions × settings) DataFrame of one seed's
+    per-condition scores from the same noise: a DataFrame of `loss`, `loss_low`, `loss_high`."""
+    full = scores[reference].to_numpy()[None]
+    differences = {name: paired_difference(full, scores[name].to_numpy()[None], resamples, confidence, seed)
+                   for name in scores.columns}
+    return pd.DataFrame({"loss": [d.delta for d in differences.values()],
+                         "loss_low": [d.low for d in differences.values()],
+                         "loss_high": [d.high for d in differences.values()]}, index=list(differences))
