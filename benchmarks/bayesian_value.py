@@ -2,32 +2,57 @@
 
     python benchmarks/bayesian_value.py --conditions 256 --draws 4
 
-Measured so far: **failure detection** (`experiments.failure_detection`). The default Bayesian
-fit (runs/shapes-sketch-bayes-n40-seed0) and a deterministic BPS fit on the same 40 pairs and
-seed (runs/shapes-sketch-det-n40-seed0) are fitted where missing. On the first `--conditions`
-sketches of the test split, each condition's deployed posterior-predictive sample fails when
-its edge F1 is below 0.5; the posterior-predictive spread of `--draws` other samples is scored
-against that, beside two nulls (the deterministic run's spread across noise, and the spread
-under prior draws of the coefficients), all from the same noises. Per-condition scores go to
-detection.csv; results.json keeps every key of the issue, null where not measured yet.
-`--summarize-only` recomputes the statistics from detection.csv (seconds), also at the stricter
-failure thresholds of `--extra-thresholds`, where failures are less rare.
+The default Bayesian fit (runs/shapes-sketch-bayes-n40-seed0) and a deterministic BPS fit on
+the same 40 pairs and seed (runs/shapes-sketch-det-n40-seed0) are fitted where missing. Measured
+so far (`--items`, all by default):
+
+- **detection** (`experiments.failure_detection`): on the first `--conditions` sketches of the
+  test split, each condition's deployed posterior-predictive sample fails when its edge F1 is
+  below 0.5; the posterior-predictive spread of `--draws` other samples is scored against that,
+  beside two nulls (the deterministic run's spread across noise, and the spread under prior
+  draws of the coefficients), all from the same noises. Per-condition scores go to
+  detection.csv, the statistics also at the stricter thresholds `--extra-thresholds` to
+  detection.json.
+- **gates** (`experiments.time_gates`): the posterior gate (skip the adapter on the DDIM steps
+  where every port's weight is, with posterior probability `--gate-level`, below
+  `--off-fraction` of its official constant) against one cutoff t0 swept over `--cutoffs`,
+  the best chosen on `--validation-conditions` validation sketches within a 0.01 loss and
+  scored on the test ones. Per-condition fidelities go to gates_{validation,test}.csv, the
+  summaries and the posterior's weight profiles to gates.json.
+- **pruning** (`experiments.pruning`): the Bayesian run prunes its ports in the posterior's
+  ranking (the 5 % quantile of each port's steering size) and, as the control, in the reverse
+  order; the deterministic twin prunes in the head-norm ranking. Each drops k of
+  `--prune-counts` ports, the most FLOPs within a `--prune-tolerance` loss chosen on
+  `--prune-validation-conditions` validation sketches and scored on `--prune-conditions` test
+  ones; steered/frozen forward times are measured side by side. pruning_{validation,test}.csv
+  and pruning.json.
+
+results.json keeps every key of the issue, null where not measured yet. `--summarize-only`
+recomputes the statistics from the CSVs (seconds).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import torch
 
+from bayes_bps.bayes import posterior_draws
+from bayes_bps.experiments import pruning, time_gates
 from bayes_bps.experiments.failure_detection import FAILURE_THRESHOLD, detection_table, summarize
 from bayes_bps.experiments.held_out import held_out
+from bayes_bps.sampling import steered_sample_images
+from bayes_bps.steering import steer
 from bayes_bps.training import FitOptions, load_run
 from bayes_bps.utils.files import write_text_atomic
+from bayes_bps.utils.seeding import seeded
 from bayes_bps.viz.figure_runs import FULL_RUN, ensure_run
 
 OUT = Path(__file__).resolve().parent / "bayesian_value"
@@ -38,13 +63,17 @@ KEYS = ["auroc", "auroc_null_deterministic", "auroc_null_prior", "n_conditions",
         "bayes_heads_delta_n10"]
 
 
+def fitted(args, deterministic: bool = False):
+    """The default Bayesian fit, or its deterministic twin on the same pairs and seed, fitted where missing."""
+    options = FitOptions(out=str(args.runs / FULL_RUN.name))
+    if deterministic:
+        options = replace(options, deterministic=True, out=str(args.runs / FULL_RUN.name.replace("-bayes-", "-det-")))
+    return load_run(ensure_run(options), device="cpu")
+
+
 def detection_samples(args) -> pd.DataFrame:
-    """The two fits (made where missing) and the per-condition detection table, saved as CSV."""
-    bayesian_options = FitOptions(out=str(args.runs / FULL_RUN.name))
-    deterministic_options = replace(bayesian_options, deterministic=True,
-                                    out=str(args.runs / FULL_RUN.name.replace("-bayes-", "-det-")))
-    bayesian = load_run(ensure_run(bayesian_options), device="cpu")
-    deterministic = load_run(ensure_run(deterministic_options), device="cpu")
+    """The per-condition detection table of the two fits, saved as CSV."""
+    bayesian, deterministic = fitted(args), fitted(args, deterministic=True)
     conditions = held_out(bayesian.options.domain, bayesian.options.task, "test", args.conditions,
                           bayesian.base.resolution)
     start = time.perf_counter()
@@ -75,6 +104,149 @@ def failure_detection(table: pd.DataFrame, args) -> dict:
             "auroc_null_prior": main_summary["auroc"]["prior_spread"], "n_conditions": main_summary["n_conditions"]}
 
 
+def gate_samples(args) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Every gate's per-condition fidelity on validation and test sketches (saved as CSV), and
+    what the posterior says: its gate, and each port's relative weight over the DDIM steps."""
+    run = fitted(args)
+    model, timesteps = run.objective.model, time_gates.ddim_timesteps(run.base, args.ddim_steps)
+    with seeded(args.seed):
+        draws = posterior_draws(run.objective.guide, 2000)
+    steer_from = time_gates.posterior_gate(model, draws, timesteps, off_fraction=args.off_fraction,
+                                           level=args.gate_level)
+    gates = {time_gates.FULL: 0, **{f"t0={cutoff}": cutoff for cutoff in args.cutoffs},
+             time_gates.POSTERIOR: steer_from}
+    tables = {}
+    for split, count in (("validation", args.validation_conditions), ("test", args.conditions)):
+        conditions = held_out(run.options.domain, run.options.task, split, count, run.base.resolution)
+        tables[split] = time_gates.gate_table(run, conditions, gates, steps=args.ddim_steps, seed=args.seed)
+        tables[split].to_csv(args.out / f"gates_{split}.csv", index=False)
+    relative = time_gates.relative_weights(model, draws, timesteps)  # (S, T, P)
+    quantiles = {name: np.quantile(relative.numpy(), q, axis=0).T.round(4).tolist()  # (P, T)
+                 for name, q in (("low", 0.05), ("median", 0.5), ("high", 0.95))}
+    posterior = {"steer_from": steer_from, "timesteps": timesteps.tolist(), "ports": model.port_names,
+                 "relative_weight": quantiles, "timing": gate_timing(run, gates, args)}
+    return tables, posterior
+
+
+@torch.no_grad()
+def gate_timing(run, gates: dict[str, int], args) -> dict[str, float]:
+    """Seconds of one guided DDIM loop over 16 test conditions per gate, interleaved (medians of 3)."""
+    conditions = held_out(run.options.domain, run.options.task, "test", 16, run.base.resolution)
+    model = run.objective.model
+    weights = model.weights_for(model.prior_median())  # the timing does not depend on the draw
+    seconds = {name: [] for name in gates}
+    for _ in range(3):
+        for name, steer_from in gates.items():
+            start = time.perf_counter()
+            steered_sample_images(run.base, model.adapter, time_gates.gated(weights, steer_from),
+                                  conditions.conditions, conditions.captions, steps=args.ddim_steps, progress=False)
+            seconds[name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) for name, values in seconds.items()}
+
+
+def time_gate_results(tables: dict[str, pd.DataFrame], posterior: dict, args) -> dict:
+    """The posterior gate and the validation-chosen cutoff, both scored on test (the issue's keys)."""
+    timesteps = posterior["timesteps"]
+    summaries = {split: time_gates.summarize_gates(table, timesteps, resamples=args.resamples, seed=args.seed)
+                 for split, table in tables.items()}
+    chosen = time_gates.best_cutoff(summaries["validation"], tolerance=args.gate_tolerance)
+    for split, summary in summaries.items():
+        print(f"time gates, {split} ({summary['fidelity'].size} gates, loss = full - gated edge F1):")
+        print(summary.round(4).to_string())
+    test = summaries["test"]
+    print(f"posterior gate: steer from t = {posterior['steer_from']}; cutoff chosen on validation: {chosen}")
+    gates = {"posterior": posterior, "chosen_cutoff": chosen, "tolerance": args.gate_tolerance,
+             "off_fraction": args.off_fraction, "level": args.gate_level, "ddim_steps": args.ddim_steps,
+             "summaries": {split: summary.reset_index().to_dict(orient="records")
+                           for split, summary in summaries.items()}}
+    write_text_atomic(args.out / "gates.json", json.dumps(gates, indent=2) + "\n")
+    return {"skipped_steps_fraction": float(test.loc[time_gates.POSTERIOR, "skipped_fraction"]),
+            "skipped_fidelity_loss": float(test.loc[time_gates.POSTERIOR, "loss"]),
+            "cutoff_best_fidelity_loss": float(test.loc[chosen, "loss"])}
+
+
+def pruning_samples(args) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Both runs pruned in their rankings, scored on validation and test sketches (saved as CSV),
+    and the rankings with their relevances."""
+    bayesian, deterministic = fitted(args), fitted(args, deterministic=True)
+    model = bayesian.objective.model
+    with seeded(args.seed):
+        draws = posterior_draws(bayesian.objective.guide, 2000)
+    relevance = {"posterior": pruning.posterior_relevance(
+                     model, draws, time_gates.ddim_timesteps(bayesian.base, args.ddim_steps)),
+                 "head norm": pruning.head_norm_relevance(deterministic)}
+    orders = {name: pruning.ranking(values) for name, values in relevance.items()}
+    orders["posterior reversed"] = orders["posterior"][::-1]
+    tables = {}
+    for split, count in (("validation", args.prune_validation_conditions), ("test", args.prune_conditions)):
+        conditions = held_out(bayesian.options.domain, bayesian.options.task, split, count, bayesian.base.resolution)
+        per_run = []
+        for label, run, names in (("bayesian", bayesian, ["posterior", "posterior reversed"]),
+                                  ("deterministic", deterministic, ["head norm"])):
+            table = pruning.pruning_table(run, conditions, {name: orders[name] for name in names}, args.prune_counts,
+                                          steps=args.ddim_steps, seed=args.seed)
+            per_run.append(table.assign(run=label))
+        tables[split] = pd.concat(per_run, ignore_index=True)
+        tables[split].to_csv(args.out / f"pruning_{split}.csv", index=False)
+    facts = {"relevance": relevance, "orders": orders, "timing": pruning_timing(bayesian, orders["posterior"], args)}
+    return tables, facts
+
+
+@torch.no_grad()
+def pruning_timing(run, order: list[str], args) -> dict[str, float]:
+    """Seconds of the frozen UNet forward on a guided batch of 16 conditions (32 images), and
+    steered by the full and by each pruned adapter (the posterior's order), interleaved, medians of 5."""
+    conditions = held_out(run.options.domain, run.options.task, "test", 16, run.base.resolution)
+    base, model = run.base, run.objective.model
+    sample = torch.randn(32, base.unet.config.in_channels, base.resolution, base.resolution)
+    states = base.encode_captions([""] * 16 + conditions.captions)
+    weights = model.weights_for(model.prior_median())
+    settings = {"frozen": None, **{f"posterior k={k}": [name for name in order if name not in order[:k]]
+                                   for k in [0, *args.prune_counts]}}
+    seconds = {name: [] for name in settings}
+    for _ in range(5):
+        for name, kept in settings.items():
+            start = time.perf_counter()
+            if kept is None:
+                base.predict_noise(sample, torch.tensor(500), states)
+            else:
+                adapter = functools.partial(model.adapter, ports=kept)
+                with steer(base.unet, adapter, conditions.conditions, weights):
+                    base.predict_noise(sample, torch.tensor(500), states)
+            seconds[name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) for name, values in seconds.items()}
+
+
+def pruning_results(tables: dict[str, pd.DataFrame], facts: dict, args) -> dict:
+    """The most pruned setting of each ranking within the tolerance on validation, scored on test."""
+    summaries = {split: {run: pruning.summarize_pruning(table[table["run"] == run], resamples=args.resamples,
+                                                        seed=args.seed)
+                         for run in ("bayesian", "deterministic")}
+                 for split, table in tables.items()}
+    chosen = {order: pruning.most_pruned_within(summaries["validation"][run], order, args.prune_tolerance)
+              for run, order in (("bayesian", "posterior"), ("bayesian", "posterior reversed"),
+                                 ("deterministic", "head norm"))}
+    for split, by_run in summaries.items():
+        for run, summary in by_run.items():
+            print(f"pruning, {split}, {run} run (loss = unpruned - pruned edge F1):")
+            print(summary.round(4).to_string())
+    print(f"chosen on validation (most FLOPs removed at a loss <= {args.prune_tolerance:g}): {chosen}")
+    print("timing (s):", {name: round(value, 4) for name, value in facts["timing"].items()})
+    write_text_atomic(args.out / "pruning.json", json.dumps(
+        {**facts, "chosen": chosen, "tolerance": args.prune_tolerance, "ddim_steps": args.ddim_steps,
+         "summaries": {split: {run: summary.reset_index().to_dict(orient="records") for run, summary in by_run.items()}
+                       for split, by_run in summaries.items()}}, indent=2) + "\n")
+    test = summaries["test"]
+    posterior = chosen["posterior"]
+    if posterior is None:
+        return {"pruned_flops_fraction": 0.0, "pruned_fidelity_loss": 0.0, "norm_ranking_fidelity_loss": None}
+    same_count = f"head norm k={test['bayesian'].loc[posterior, 'pruned']}"
+    norm = test["deterministic"].loc[same_count, "loss"] if same_count in test["deterministic"].index else None
+    return {"pruned_flops_fraction": float(test["bayesian"].loc[posterior, "flops_removed"]),
+            "pruned_fidelity_loss": float(test["bayesian"].loc[posterior, "loss"]),
+            "norm_ranking_fidelity_loss": None if norm is None else float(norm)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conditions", type=int, default=256, help="test conditions scored")
@@ -86,13 +258,44 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--extra-thresholds", type=float, nargs="*", default=[0.7, 0.8],
                         help="stricter edge-F1 failure thresholds, reported beside the task's 0.5")
-    parser.add_argument("--summarize-only", action="store_true", help="recompute the statistics from detection.csv")
+    parser.add_argument("--items", nargs="+", choices=["detection", "gates", "pruning"],
+                        default=["detection", "gates", "pruning"])
+    parser.add_argument("--validation-conditions", type=int, default=128,
+                        help="validation sketches on which the best cutoff is chosen")
+    parser.add_argument("--cutoffs", type=int, nargs="+", default=[100, 200, 300, 400, 500, 600, 700],
+                        help="the brute-force gates: steer only at t >= t0")
+    parser.add_argument("--off-fraction", type=float, default=0.1,
+                        help="a port is off where its weight is below this fraction of its official constant")
+    parser.add_argument("--gate-level", type=float, default=0.9, help="... with at least this posterior probability")
+    parser.add_argument("--gate-tolerance", type=float, default=0.01, help="the loss a chosen cutoff may cost")
+    parser.add_argument("--prune-conditions", type=int, default=128, help="test sketches of the pruning")
+    parser.add_argument("--prune-validation-conditions", type=int, default=64,
+                        help="validation sketches on which each ranking's pruning is chosen")
+    parser.add_argument("--prune-counts", type=int, nargs="+", default=[2, 4, 6, 8], help="ports pruned (k)")
+    parser.add_argument("--prune-tolerance", type=float, default=0.02, help="the loss a pruning may cost")
+    parser.add_argument("--summarize-only", action="store_true", help="recompute the statistics from the CSVs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "results.json"
     results = dict.fromkeys(KEYS) | (json.loads(path.read_text()) if path.is_file() else {})
-    table = pd.read_csv(args.out / "detection.csv") if args.summarize_only else detection_samples(args)
-    results |= failure_detection(table, args)
+    if "detection" in args.items:
+        table = pd.read_csv(args.out / "detection.csv") if args.summarize_only else detection_samples(args)
+        results |= failure_detection(table, args)
+    if "gates" in args.items:
+        if args.summarize_only:
+            tables = {split: pd.read_csv(args.out / f"gates_{split}.csv") for split in ("validation", "test")}
+            posterior = json.loads((args.out / "gates.json").read_text())["posterior"]
+        else:
+            tables, posterior = gate_samples(args)
+        results |= time_gate_results(tables, posterior, args)
+    if "pruning" in args.items:
+        if args.summarize_only:
+            tables = {split: pd.read_csv(args.out / f"pruning_{split}.csv") for split in ("validation", "test")}
+            facts = {key: value for key, value in json.loads((args.out / "pruning.json").read_text()).items()
+                     if key in ("relevance", "orders", "timing")}
+        else:
+            tables, facts = pruning_samples(args)
+        results |= pruning_results(tables, facts, args)
     write_text_atomic(path, json.dumps({key: results[key] for key in KEYS}, indent=2) + "\n")
     print(f"wrote {path}")
 

@@ -3,9 +3,10 @@
     python benchmarks/steering_overhead.py            # embedded shapes base, lite adapter
     python benchmarks/steering_overhead.py --sd15     # also the SD1.5 config, official-sd15, batch 1
 
-Ratios: steered/frozen UNet forward (a denoising step), steered train step/frozen forward,
-and an SVI step (Bayesian steering, negative ELBO) against a plain training step
-(deterministic ε-MSE) on the same minibatches.
+Ratios: steered/frozen UNet forward (a denoising step), the same with the adapter's decoder
+ports pruned (what both pruning rankings of `bayesian_value.py` drop first, 67 % of the
+adapter's FLOPs), steered train step/frozen forward, and an SVI step (Bayesian steering,
+negative ELBO) against a plain training step (deterministic ε-MSE) on the same minibatches.
 
 Absolute times drift on shared machines, so every number that matters is a ratio of two
 timings interleaved in the same run (medians over repeats). The SD1.5 UNet and adapter are
@@ -18,6 +19,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from diffusers import UNet2DConditionModel
@@ -26,6 +28,7 @@ from bayes_bps.base import FrozenBase, TrainingPairs
 from bayes_bps.bayes import BayesianSteering, ELBOObjective, per_example_temperature
 from bayes_bps.data import make_dataset
 from bayes_bps.steering import BPSAdapter, build_adapter, find_ports, head_heavy_profile, steer
+from bayes_bps.steering.reference import hidden_scales
 from bayes_bps.training import DeterministicObjective, SteeringTrainer
 
 
@@ -69,6 +72,13 @@ def measure(unet: UNet2DConditionModel, adapter: BPSAdapter, batch: int, conditi
         with torch.no_grad(), steer(unet, adapter, condition, weights):
             unet(sample, timesteps, text)
 
+    # the decoder ports pruned: their heads and the adapter's decoder are not run
+    encoder_and_middle = partial(adapter, ports=[p.name for p in find_ports(unet) if p.stage != "decoder"])
+
+    def pruned_forward():
+        with torch.no_grad(), steer(unet, encoder_and_middle, condition, weights):
+            unet(sample, timesteps, text)
+
     def steered_train_step():
         with steer(unet, adapter, condition, weights):
             loss = unet(sample, timesteps, text).sample.square().mean()
@@ -76,7 +86,8 @@ def measure(unet: UNet2DConditionModel, adapter: BPSAdapter, batch: int, conditi
         loss.backward()
         optimizer.step()
 
-    functions = {"frozen forward": frozen_forward, "steered forward": steered_forward}
+    functions = {"frozen forward": frozen_forward, "steered forward": steered_forward,
+                 "decoder-pruned forward": pruned_forward}
     if train:
         functions["steered train step"] = steered_train_step
     return interleaved_medians(functions, repeats)
@@ -87,8 +98,8 @@ def svi_versus_plain(base: FrozenBase, batch_size: int, repeats: int) -> dict[st
     pairs = TrainingPairs.encode(base, make_dataset("shapes", "sketch", length=40), 40)
     weights = head_heavy_profile(find_ports(base.unet))
     plain = DeterministicObjective(base, build_adapter(base, "lite", 1), weights)
-    model = BayesianSteering(base, build_adapter(base, "lite", 1), weights, len(pairs),
-                             per_example_temperature(base))
+    model = BayesianSteering(base, build_adapter(base, "lite", 1, scale_free=True), weights, hidden_scales(base, pairs),
+                             len(pairs), per_example_temperature(base))
     generator = torch.Generator().manual_seed(0)
     svi = ELBOObjective(model, pairs.noisy_batch(base, pairs.draw_indices(batch_size, generator), generator))
     trainers = {name: SteeringTrainer(base, pairs, objective, batch_size=batch_size, lr=1e-3)
@@ -104,7 +115,8 @@ def report(title: str, unet: UNet2DConditionModel, adapter: BPSAdapter, times: d
     for name, seconds in times.items():
         print(f"  {name:<20} {seconds * 1000:9.1f} ms")
     frozen = times["frozen forward"]
-    print(f"  steered/frozen forward ratio: {times['steered forward'] / frozen:.3f}")
+    print(f"  steered/frozen forward ratio: {times['steered forward'] / frozen:.3f}; decoder pruned: "
+          f"{times['decoder-pruned forward'] / frozen:.3f}")
     if "steered train step" in times:
         print(f"  steered train step / frozen forward: {times['steered train step'] / frozen:.3f}")
 
