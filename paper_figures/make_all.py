@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import bayesian_value
 import data_efficiency
 import large_to_small
 import port_weights
@@ -11,7 +12,7 @@ import sample_grids
 import weight_profiles
 from common import parse_args
 
-FIGURES = [port_weights, data_efficiency, sample_grids, weight_profiles, large_to_small]
+FIGURES = [port_weights, data_efficiency, sample_grids, weight_profiles, large_to_small, bayesian_value]
 
 
 def main(argv: list[str] | None = None) -> list:

@@ -229,3 +229,63 @@ def plot_learning_curves(rows: list[dict], metric: str) -> Figure:
     if methods:
         axes[0][0].legend(fontsize="x-small")
     return figure
+
+
+def _loss_curve(axis, rows: list[dict], x: str, **style) -> None:
+    """Losses with their paired intervals against `x`, one point per row."""
+    below = [row["loss"] - row["loss_low"] for row in rows]
+    above = [row["loss_high"] - row["loss"] for row in rows]
+    axis.errorbar([row[x] for row in rows], [row["loss"] for row in rows], yerr=[below, above], marker="o", capsize=3,
+                  **style)
+
+
+def plot_bayesian_value(detection, gates: dict, pruning: dict, threshold: float) -> Figure:
+    """What the Bayesian layer buys, from `benchmarks/bayesian_value`'s outputs: (a) the ROC of
+    each detector's spread for failures (edge F1 < `threshold`) of the deployed samples; (b) each
+    port's posterior weight over the DDIM steps relative to its official constant, with the time
+    gate's off line; (c) the test fidelity loss of each time gate against its skipped steps;
+    (d) the test fidelity loss of each pruning against the adapter FLOPs it removes."""
+    from sklearn.metrics import roc_curve  # only this figure needs it
+
+    figure = Figure(figsize=(11, 8), layout="constrained")
+    (roc_axis, weight_axis), (gate_axis, prune_axis) = figure.subplots(2, 2)
+    failed = detection["fidelity"] < threshold
+    for name in ("posterior", "deterministic", "prior"):
+        false_positive, true_positive, _ = roc_curve(failed, detection[f"{name}_spread"])
+        roc_axis.plot(false_positive, true_positive, label=f"{name} spread")
+    roc_axis.plot([0, 1], [0, 1], color="0.6", linestyle=":")
+    roc_axis.set(xlabel="false-positive rate", ylabel="true-positive rate",
+                 title=f"(a) failures (edge F1 < {threshold:g}): {int(failed.sum())} of {len(failed)}")
+    roc_axis.legend(fontsize="small")
+
+    posterior = gates["posterior"]
+    timesteps, median = posterior["timesteps"], torch.tensor(posterior["relative_weight"]["median"])
+    for k, name in enumerate(posterior["ports"]):
+        weight_axis.plot(timesteps, median[k], color=f"C{k % 10}", linestyle="-" if k < 10 else "--", label=name)
+    weight_axis.axhline(gates["off_fraction"], color="k", linestyle=":", label="time gate: off below")
+    weight_axis.set(yscale="log", xlabel="timestep t (0: clean image)",
+                    ylabel="posterior median $w_k(t)$ / official constant", title="(b) port weights over t")
+    weight_axis.legend(fontsize="xx-small", ncol=2)
+
+    summary = {row["gate"]: row for row in gates["summaries"]["test"]}
+    _loss_curve(gate_axis, [row for name, row in summary.items() if name != "posterior"], "skipped_fraction",
+                label="one cutoff $t_0$ (95 % paired interval)")
+    chosen = summary[gates["chosen_cutoff"]]
+    gate_axis.plot(chosen["skipped_fraction"], chosen["loss"], "s", markersize=10, fillstyle="none", color="C0",
+                   label=f"cutoff chosen on validation ({gates['chosen_cutoff']})")
+    gate = summary["posterior"]
+    gate_axis.plot(gate["skipped_fraction"], gate["loss"], "*", markersize=12, color="C3", label="posterior gate")
+    gate_axis.axhline(gates["tolerance"], color="0.6", linestyle=":", label=f"tolerance {gates['tolerance']:g}")
+    gate_axis.set(xlabel="fraction of DDIM steps without steering", ylabel="edge F1 loss against full steering",
+                  title="(c) time gates, test sketches")
+    gate_axis.legend(fontsize="x-small")
+
+    for run, rows in pruning["summaries"]["test"].items():
+        for order in dict.fromkeys(row["order"] for row in rows if row["order"] != "none"):
+            _loss_curve(prune_axis, [row for row in rows if row["order"] in (order, "none")], "flops_removed",
+                        label=f"{order} ranking ({run} run)")
+    prune_axis.axhline(pruning["tolerance"], color="0.6", linestyle=":", label=f"tolerance {pruning['tolerance']:g}")
+    prune_axis.set(xlabel="fraction of the adapter's FLOPs removed", ylabel="edge F1 loss against unpruned",
+                   title="(d) port pruning, test sketches")
+    prune_axis.legend(fontsize="x-small")
+    return figure
