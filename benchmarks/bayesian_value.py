@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from steering_overhead import interleaved_medians  # this folder's side-by-side timer
 
 from bayes_bps.bayes import posterior_draws
 from bayes_bps.experiments import pruning, time_gates
@@ -134,14 +135,10 @@ def gate_timing(run, gates: dict[str, int], args) -> dict[str, float]:
     conditions = held_out(run.options.domain, run.options.task, "test", 16, run.base.resolution)
     model = run.objective.model
     weights = model.weights_for(model.prior_median())  # the timing does not depend on the draw
-    seconds = {name: [] for name in gates}
-    for _ in range(3):
-        for name, steer_from in gates.items():
-            start = time.perf_counter()
-            steered_sample_images(run.base, model.adapter, time_gates.gated(weights, steer_from),
-                                  conditions.conditions, conditions.captions, steps=args.ddim_steps, progress=False)
-            seconds[name].append(time.perf_counter() - start)
-    return {name: float(np.median(values)) for name, values in seconds.items()}
+    return interleaved_medians({
+        name: functools.partial(steered_sample_images, run.base, run.adapter, time_gates.gated(weights, steer_from),
+                                conditions.conditions, conditions.captions, steps=args.ddim_steps, progress=False)
+        for name, steer_from in gates.items()}, repeats=3)
 
 
 def time_gate_results(tables: dict[str, pd.DataFrame], posterior: dict, args) -> dict:
@@ -203,18 +200,15 @@ def pruning_timing(run, order: list[str], args) -> dict[str, float]:
     weights = model.weights_for(model.prior_median())
     settings = {"frozen": None, **{f"posterior k={k}": [name for name in order if name not in order[:k]]
                                    for k in [0, *args.prune_counts]}}
-    seconds = {name: [] for name in settings}
-    for _ in range(5):
-        for name, kept in settings.items():
-            start = time.perf_counter()
-            if kept is None:
-                base.predict_noise(sample, torch.tensor(500), states)
-            else:
-                adapter = functools.partial(model.adapter, ports=kept)
-                with steer(base.unet, adapter, conditions.conditions, weights):
-                    base.predict_noise(sample, torch.tensor(500), states)
-            seconds[name].append(time.perf_counter() - start)
-    return {name: float(np.median(values)) for name, values in seconds.items()}
+
+    def forward(kept: list[str] | None) -> None:
+        if kept is None:
+            base.predict_noise(sample, torch.tensor(500), states)
+            return
+        with steer(base.unet, functools.partial(run.adapter, ports=kept), conditions.conditions, weights):
+            base.predict_noise(sample, torch.tensor(500), states)
+
+    return interleaved_medians({name: functools.partial(forward, kept) for name, kept in settings.items()}, repeats=5)
 
 
 def pruning_results(tables: dict[str, pd.DataFrame], facts: dict, args) -> dict:

@@ -18,7 +18,6 @@ from ..base import start_noise
 from ..bayes import posterior_draws
 from ..metrics import PRIMARY_SCORE, condition_fidelity
 from ..sampling import steered_sample_images
-from ..steering import BPSAdapter
 from ..steering.steer import PortWeights
 from ..training import FittedRun
 from ..utils.seeding import seeded
@@ -33,10 +32,6 @@ class Deployed:
     noise: torch.Tensor  # (count, C, H, W): x_T per condition
     draws: dict[str, torch.Tensor] | None  # one coefficient draw per condition; None if deterministic
 
-    @property
-    def adapter(self) -> Callable:
-        return steering_adapter(self.run)
-
     def weights(self, index: slice) -> PortWeights:
         """The port weights of the conditions in `index`."""
         if self.draws is None:
@@ -49,15 +44,10 @@ class Deployed:
         """The task's primary fidelity of the deployed samples of `index`, with the adapter or
         the weights swapped for an ablated one."""
         conditions, captions = held_out.conditions[index], held_out.captions[index]
-        images = steered_sample_images(self.run.base, adapter or self.adapter, weights or self.weights(index),
+        images = steered_sample_images(self.run.base, adapter or self.run.adapter, weights or self.weights(index),
                                        conditions, captions, noise=self.noise[index], steps=steps, progress=False)
         task = self.run.options.task
         return condition_fidelity(task, images, conditions, captions)[PRIMARY_SCORE[task]]
-
-
-def steering_adapter(run: FittedRun) -> BPSAdapter:
-    """The adapter a fitted run steers with."""
-    return run.objective.model.adapter if run.bayesian else run.objective.adapter
 
 
 def deployed(run: FittedRun, count: int, seed: int = 0) -> Deployed:

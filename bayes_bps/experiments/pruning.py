@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ..bayes import BayesianSteering
 from ..bayes.weights import STEERING_UNIT
 from ..training import FittedRun
-from .deployed import deployed, in_given_order, steering_adapter
+from .deployed import deployed, in_given_order
 from .held_out import HeldOut
 from .paired import losses_against
 from .time_gates import relative_weights
@@ -62,7 +62,7 @@ def ranking(relevance: Mapping[str, float]) -> list[str]:
 @torch.no_grad()
 def adapter_flops(run: FittedRun, condition: torch.Tensor, ports: Sequence[str] | None = None) -> int:
     """FLOPs of one adapter call on one condition (`FlopCounterMode`), with only `ports` kept."""
-    unet, adapter = run.base.unet, steering_adapter(run)
+    unet, adapter = run.base.unet, run.adapter
     config = unet.config
     sample = torch.zeros(1, config.in_channels, config.sample_size, config.sample_size)
     time_embedding = unet.time_embedding(unet.get_time_embed(sample, torch.tensor([500])))
@@ -77,7 +77,7 @@ def pruning_table(run: FittedRun, held_out: HeldOut, orders: Mapping[str, Sequen
     """One row per (held-out condition, setting): the deployed sample's fidelity with the first k
     ports of an order pruned, for every order and every k in `counts`, and `UNPRUNED` (k = 0).
     `flops_removed` is the fraction of the adapter's FLOPs the pruning saves."""
-    names = steering_adapter(run).port_names
+    names = run.adapter.port_names
     settings = {UNPRUNED: ("none", 0, names)}
     for order_name, order in orders.items():
         if sorted(order) != sorted(names):
@@ -91,7 +91,7 @@ def pruning_table(run: FittedRun, held_out: HeldOut, orders: Mapping[str, Sequen
     for start in tqdm(range(0, len(held_out), chunk), desc="pruning", disable=not progress):
         index = slice(start, min(start + chunk, len(held_out)))
         for name, (order_name, k, kept) in settings.items():
-            fidelity = samples.fidelity(held_out, index, adapter=partial(samples.adapter, ports=kept), steps=steps)
+            fidelity = samples.fidelity(held_out, index, adapter=partial(run.adapter, ports=kept), steps=steps)
             rows.append(pd.DataFrame({"condition": range(index.start, index.stop), "setting": name,
                                       "order": order_name, "pruned": k, "flops_removed": removed[name],
                                       "fidelity": fidelity.numpy()}))

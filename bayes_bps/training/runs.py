@@ -17,7 +17,7 @@ import torch
 from ..base import FrozenBase, TrainingPairs
 from ..bayes import BayesianSteering, ELBOObjective, per_example_temperature
 from ..data import make_dataset
-from ..steering import build_adapter, profile_weights
+from ..steering import BPSAdapter, build_adapter, profile_weights
 from ..steering.reference import hidden_scales
 from ..utils import options as option_files
 from .checkpoint import latest_checkpoint, load_checkpoint_state
@@ -41,6 +41,11 @@ class FittedRun:
     def bayesian(self) -> bool:
         """A posterior to draw from (negative ELBO), or the official recipe's fixed weights."""
         return isinstance(self.objective, ELBOObjective)
+
+    @property
+    def adapter(self) -> BPSAdapter:
+        """The steering network the fit trained (the Bayesian model's, or the official recipe's)."""
+        return self.objective.model.adapter if self.bayesian else self.objective.adapter
 
     def held_out(self, count: int):
         """Conditions the fit never saw, with their captions: (images, conditions, captions, label)."""
