@@ -69,6 +69,17 @@ def test_a_small_grid_runs_every_method_pairs_them_and_resumes(tiny_base, tmp_pa
                      "--seeds", "2", "--methods", "unsteered", "deterministic"))
     assert fitted == ["unsteered", "deterministic"]
 
+    # --tables-only fits nothing, not even a seed never run, and rebuilds the derived files
+    for name in ("paired.csv", "paired.md", "table.md"):
+        (out / name).unlink()
+    options_record = (out / "options-data-efficiency-digits.json").read_text()
+    study.main(_args("data-efficiency", tiny_base, out, "--settings", "published", "--seeds", "7", "--tables-only"))
+    assert fitted == ["unsteered", "deterministic"] and len(_rows(out / "wall_time.csv")) == 3
+    assert (out / "options-data-efficiency-digits.json").read_text() == options_record
+    seeds = {(row["method"], row["reference"]): row["seeds"] for row in _rows(out / "paired.csv")}
+    assert seeds[("deterministic", "unsteered")] == "3" and seeds[("bayesian", "deterministic")] == "2"
+    assert (out / "table.md").is_file() and (out / "paired.md").is_file()
+
 
 @pytest.mark.slow
 def test_the_tune_stage_records_curves_and_scales_and_writes_settings_the_grid_reads(tiny_base, tmp_path,
@@ -128,3 +139,7 @@ def test_study_flags_are_checked(tiny_base, tmp_path):
         study.main(_args("data-efficiency", tiny_base, tmp_path / "s", "--settings", str(tmp_path / "none.csv")))
     with pytest.raises(SystemExit):
         study.main(_args("tune", tiny_base, tmp_path / "s", "--curve-steps", "5", "2"))
+    with pytest.raises(SystemExit, match="tune stage has none"):
+        study.main(_args("tune", tiny_base, tmp_path / "s", "--tables-only"))
+    with pytest.raises(SystemExit, match="no finished cell"):
+        study.main(_args("data-efficiency", tiny_base, tmp_path / "empty", "--tables-only"))

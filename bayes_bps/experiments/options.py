@@ -43,6 +43,8 @@ class StudyOptions:
     ddim_steps: int = option(20, "DDIM steps of the evaluation samples", low=1)
     inception_weights: Path | None = option(None, "pytorch-fid Inception weights: report FID")
     bootstrap_resamples: int = option(1000, "bootstrap resamples of every interval", low=1)
+    tables_only: bool = option(False, "data-efficiency: fit nothing, only rebuild the paired differences, "
+                               "tables and figure from the cells finished so far (e.g. while the grid runs)")
     # the tune stage
     tune_domain: str = option("shapes", "domain of the tuning runs", choices=BUILT_IN_DOMAINS)
     tune_task: str = option("sketch", "task of the tuning runs", choices=TASKS)
@@ -64,6 +66,8 @@ class StudyOptions:
             raise ValueError(f"--base names domains not in --domains or --tune-domain: {extra}")
         if self.tune_task not in DOMAINS[self.tune_domain].tasks:
             raise ValueError(f"--tune-domain {self.tune_domain} has no task {self.tune_task!r}")
+        if self.tables_only and self.study == "tune":
+            raise ValueError("--tables-only rebuilds the grid's tables; the tune stage has none")
         if self.curve_steps != sorted(set(self.curve_steps)):
             raise ValueError(f"--curve-steps must increase, got {self.curve_steps}")
 
