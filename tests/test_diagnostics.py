@@ -141,8 +141,29 @@ def test_compare_posteriors_measures_discrepancy_in_reference_sd():
     np.testing.assert_allclose(table.discrepancy_sd, 1.0)
     np.testing.assert_allclose(table.sd_ratio, 2.0)
     assert "max 1.00 NUTS sd" in comparison_summary(table) and "median 1.00" in comparison_summary(table)
+    # 1000 independent NUTS draws: a mean's Monte Carlo error is 1/√1000 = 0.032 of the sd
+    assert table.mcse_sd.between(0.025, 0.04).all()
     with pytest.raises(ValueError, match="two NUTS chains"):
         compare_posteriors(svi, {name: d[:1] for name, d in nuts.items()}, ["a", "b", "c"])
+
+
+def test_the_monte_carlo_error_of_a_nuts_mean_grows_with_autocorrelation():
+    """AR(1) chains with ρ = 0.9 have ESS ≈ n (1 − ρ)/(1 + ρ), so the mean's error is √19 ≈ 4.4×
+    that of independent draws; independent draws (the control) stay at 1/√n."""
+    generator = torch.Generator().manual_seed(0)
+    innovations = torch.randn(2, 2000, 2, generator=generator, dtype=torch.float64)
+    chains = torch.empty_like(innovations)
+    chains[:, 0] = innovations[:, 0]
+    for i in range(1, chains.shape[1]):
+        chains[:, i] = 0.9 * chains[:, i - 1] + (1 - 0.9**2) ** 0.5 * innovations[:, i]
+    nuts = {"slope": torch.stack([chains[..., 0], innovations[..., 0]], -1),
+            "fusion": torch.stack([chains[..., 1], innovations[..., 1]], -1).exp()}
+    svi = {name: draws[0] for name, draws in nuts.items()}
+    table = compare_posteriors(svi, nuts, ["correlated", "independent"])
+    correlated = table.xs("correlated", level="port").mcse_sd
+    independent = table.xs("independent", level="port").mcse_sd
+    assert correlated.between(0.05, 0.1).all()  # √(19 / 4000) = 0.069, give or take the ESS estimate's noise
+    assert independent.between(0.012, 0.02).all()  # 1/√4000 = 0.016
 
 
 @pytest.mark.slow  # the NUTS fixture

@@ -162,7 +162,9 @@ def compare_posteriors(svi_draws: Draws, nuts_draws: Draws, port_names: list[str
 
     `svi_draws` are (draw, port) guide draws; `nuts_draws` are (chain, draw, port). Columns:
     mean and sd of each; R-hat and bulk ESS of NUTS (rank-based, so the same for w and log w);
-    `discrepancy_sd` = |mean_svi − mean_nuts| / sd_nuts and `sd_ratio` = sd_svi / sd_nuts."""
+    `discrepancy_sd` = |mean_svi − mean_nuts| / sd_nuts and `sd_ratio` = sd_svi / sd_nuts;
+    `mcse_sd`, the Monte Carlo standard error of the NUTS mean in NUTS sd (1 / √ESS of the mean):
+    a discrepancy a few times this size is the reference's own noise, not SVI's error."""
     reference = _coefficient_dataset(nuts_draws, port_names, None)
     if reference.sizes["chain"] < 2:
         raise ValueError("R-hat needs at least two NUTS chains")
@@ -170,11 +172,14 @@ def compare_posteriors(svi_draws: Draws, nuts_draws: Draws, port_names: list[str
     tables = []
     for name in COEFFICIENTS:
         label, svi = _unconstrained(name, svi_draws[name])
-        _, nuts = _unconstrained(name, nuts_draws[name].flatten(0, 1))
+        _, chains = _unconstrained(name, nuts_draws[name])
+        nuts = chains.reshape(-1, chains.shape[-1])
+        ess_mean = az.ess(az.convert_to_dataset({name: chains}), method="mean")[name].values
         table = pd.DataFrame({"coefficient": label, "port": port_names,
                               "svi_mean": svi.mean(0), "svi_sd": svi.std(0, ddof=1),
                               "nuts_mean": nuts.mean(0), "nuts_sd": nuts.std(0, ddof=1),
-                              "r_hat": r_hat[name].values, "ess_bulk": ess[name].values})
+                              "r_hat": r_hat[name].values, "ess_bulk": ess[name].values,
+                              "mcse_sd": 1 / np.sqrt(ess_mean)})
         tables.append(table)
     table = pd.concat(tables).set_index(["coefficient", "port"])
     table["discrepancy_sd"] = (table.svi_mean - table.nuts_mean).abs() / table.nuts_sd
@@ -189,4 +194,5 @@ def comparison_summary(table: pd.DataFrame) -> str:
             f"{table.discrepancy_sd.max():.2f} NUTS sd ({worst[0]}[{worst[1]}]), median "
             f"{table.discrepancy_sd.median():.2f}; sd ratio SVI/NUTS {table.sd_ratio.min():.2f} to "
             f"{table.sd_ratio.max():.2f}; NUTS R-hat max {table.r_hat.max():.3f}, bulk ESS min "
-            f"{table.ess_bulk.min():.0f}")
+            f"{table.ess_bulk.min():.0f}, Monte Carlo error of its means up to {table.mcse_sd.max():.2f} sd "
+            f"({table.mcse_sd[worst]:.2f} at the worst)")
