@@ -177,6 +177,8 @@ def test_one_pass_trains_the_network_the_noise_scale_and_the_guide(setup):
     groups = objective.parameter_groups(1e-3, guide_lr=1e-2, noise_lr=5e-2)
     assert [g["name"] for g in groups] == ["network", "noise scale", "guide"]
     assert groups[1]["max_grad_norm"] is None and "max_grad_norm" not in groups[0]  # network: trainer's clip
+    # an L2 penalty (--weight-decay) is the network's alone: σ(t) and the guide are never decayed
+    assert groups[1]["weight_decay"] == groups[2]["weight_decay"] == 0.0 and "weight_decay" not in groups[0]
 
 
 def test_bayesian_heads_learn_from_the_elbo(setup):

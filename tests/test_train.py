@@ -47,9 +47,11 @@ def test_training_is_reproducible_from_the_seed(prior_and_pairs):
     assert runs[0] == runs[1]
 
 
-def test_the_trainers_step_is_a_plain_adamw_loop_within_float_tolerance(prior_and_pairs):
+@pytest.mark.parametrize("weight_decay", [0.0, 0.5])
+def test_the_trainers_step_is_a_plain_adamw_loop_within_float_tolerance(prior_and_pairs, weight_decay):
     """The trainer's speed-ups (fused AdamW) change no numbers beyond rounding: three steps
-    match a hand-written loop of unfused AdamW on the same minibatches."""
+    match a hand-written loop of unfused AdamW on the same minibatches, with and without an L2
+    penalty (`weight_decay`, which must then change the result: the control)."""
     base, pairs = prior_and_pairs
     torch.manual_seed(0)
     adapter = build_adapter(base, "tiny", pairs.condition_channels)
@@ -59,9 +61,13 @@ def test_the_trainers_step_is_a_plain_adamw_loop_within_float_tolerance(prior_an
     with torch.no_grad():  # a non-zero start, so that every parameter gets a gradient
         for head in [*adapter.heads, *reference.heads]:
             head.weight.fill_(1e-3)
-    trainer = SteeringTrainer(base, pairs, DeterministicObjective(base, adapter, weights), batch_size=2, lr=1e-3)
-    trainer.train(3, progress=False)
-    optimizer = torch.optim.AdamW(reference.parameters(), lr=1e-3, weight_decay=0.0, foreach=False)
+    undecayed = build_adapter(base, "tiny", pairs.condition_channels)
+    undecayed.load_state_dict(adapter.state_dict())
+    for trained, decay in ((adapter, weight_decay), (undecayed, 0.0)):
+        trainer = SteeringTrainer(base, pairs, DeterministicObjective(base, trained, weights), batch_size=2,
+                                  lr=1e-3, weight_decay=decay)
+        trainer.train(3, progress=False)
+    optimizer = torch.optim.AdamW(reference.parameters(), lr=1e-3, weight_decay=weight_decay, foreach=False)
     generator = torch.Generator().manual_seed(0)
     for _ in range(3):
         batch = pairs.noisy_batch(base, pairs.draw_indices(2, generator), generator)
@@ -72,6 +78,8 @@ def test_the_trainers_step_is_a_plain_adamw_loop_within_float_tolerance(prior_an
         optimizer.step()
     for (name, value), expected in zip(adapter.state_dict().items(), reference.state_dict().values()):
         torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6, msg=name)
+    changed = max((a - b).abs().max().item() for a, b in zip(adapter.parameters(), undecayed.parameters()))
+    assert (changed > 1e-5) == (weight_decay > 0), changed
 
 
 def test_pairs_that_do_not_fit_the_base_are_clear_errors(prior_and_pairs):

@@ -92,14 +92,16 @@ class ELBOObjective(nn.Module):
         return adapter
 
     def parameter_groups(self, lr: float, guide_lr: float = 1e-2, noise_lr: float = 5e-2, **rates) -> list[dict]:
-        """Three groups, each clipped on its own: the network at `lr` (clipped as the trainer
-        clips every network), σ(t) at `noise_lr` and the variational parameters at `guide_lr`
-        (both unclipped)."""
+        """Three groups, each clipped on its own: the network at `lr` (clipped and decayed as the
+        trainer clips and decays every network), σ(t) at `noise_lr` and the variational
+        parameters at `guide_lr` (both unclipped, and never decayed: an L2 pull towards zero
+        would be a second, unstated prior on them)."""
         network = [p for name, p in self.model.named_parameters() if not name.startswith("noise_scale.")]
         return [{"name": NETWORK_GROUP, "params": network, "lr": lr},
                 {"name": NOISE_GROUP, "params": list(self.model.noise_scale.parameters()), "lr": noise_lr,
-                 "max_grad_norm": None},
-                {"name": GUIDE_GROUP, "params": list(self.guide.parameters()), "lr": guide_lr, "max_grad_norm": None}]
+                 "max_grad_norm": None, "weight_decay": 0.0},
+                {"name": GUIDE_GROUP, "params": list(self.guide.parameters()), "lr": guide_lr, "max_grad_norm": None,
+                 "weight_decay": 0.0}]
 
     def steering(self, conditions: Tensor, scale: float = 1.0) -> AbstractContextManager:
         """`steer` with its own posterior draw of the coefficients for each condition, so every

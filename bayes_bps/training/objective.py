@@ -26,7 +26,8 @@ class SteeringObjective(Protocol):
     def parameter_groups(self, lr: float, **rates: float) -> list[dict]:
         """Optimizer parameter groups: the network at `lr`, others at their named `rates`
         (guide_lr, noise_lr) where the objective has them. A group's "max_grad_norm" is its own
-        clipping threshold (None: unclipped); without one the trainer's `grad_clip` applies."""
+        clipping threshold (None: unclipped), and its "weight_decay" its own AdamW decay; without
+        them the trainer's `grad_clip` and `weight_decay` (meant for the network) apply."""
 
     def export_adapter(self) -> nn.Module:
         """The steering network to save with each checkpoint (`save_pretrained`)."""

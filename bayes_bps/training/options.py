@@ -47,6 +47,8 @@ class FitOptions:
     noise_lr: float = option(5e-2, "learning rate of the likelihood's log σ(t)", above=0)
     grad_clip: float = option(1.0, "maximum gradient norm of the network (σ(t) and the guide are not clipped)",
                               above=0)
+    weight_decay: float = option(0.0, "AdamW's decoupled weight decay of the network, an L2 penalty (σ(t) and "
+                                 "the guide are not decayed; the official recipe has none)", low=0)
     steering_warmup: int = option(100, "steps over which the Bayesian steering strength ramps from 0 (the "
                                   "frozen UNet) to 1", low=0)
     kl_anneal_steps: int = option(0, "ramp the KL weight from 0 to 1 over this many steps (0: off)", low=0)

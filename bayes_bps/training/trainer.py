@@ -24,7 +24,8 @@ class NonFiniteLossError(FloatingPointError):
 
 class SteeringTrainer:
     """Minibatches from the training pairs, AdamW, gradient clipping per group, a resumable state;
-    optionally T2I-Adapter's high-noise timesteps and ControlNet's caption dropout.
+    optionally T2I-Adapter's high-noise timesteps, ControlNet's caption dropout and an L2
+    penalty on the network (AdamW's decoupled `weight_decay`, 0 in the official recipe).
 
     Every random draw of a step (the minibatch, t, ε) comes from one seeded generator, and the
     Bayesian guide's draws from torch's global generator; both are part of `state_dict`, so a
@@ -33,8 +34,8 @@ class SteeringTrainer:
 
     def __init__(self, base: FrozenBase, pairs: TrainingPairs, objective: SteeringObjective, *,
                  batch_size: int, lr: float, guide_lr: float = 1e-2, noise_lr: float = 5e-2,
-                 grad_clip: float = 1.0, seed: int = 0, timestep_sampling: str = "uniform",
-                 caption_dropout: float = 0.0, accelerator=None):
+                 grad_clip: float = 1.0, weight_decay: float = 0.0, seed: int = 0,
+                 timestep_sampling: str = "uniform", caption_dropout: float = 0.0, accelerator=None):
         if not 0 <= caption_dropout < 1:
             raise ValueError(f"caption_dropout must be in [0, 1), got {caption_dropout}")
         self.base, self.pairs, self.batch_size = base, pairs, batch_size
@@ -45,7 +46,8 @@ class SteeringTrainer:
         groups = objective.parameter_groups(lr, guide_lr=guide_lr, noise_lr=noise_lr)
         for group in groups:
             group.setdefault("max_grad_norm", grad_clip)
-        self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
+            group.setdefault("weight_decay", weight_decay)
+        self.optimizer = torch.optim.AdamW(groups)
         if accelerator is not None:  # DDP-wraps the objective on several processes
             self.objective, self.optimizer = accelerator.prepare(objective, self.optimizer)
         process = 0 if accelerator is None else accelerator.process_index
@@ -129,8 +131,9 @@ def trainer_for(options: FitOptions, base: FrozenBase, pairs: TrainingPairs, obj
     """The trainer a fit's options describe."""
     return SteeringTrainer(base, pairs, objective, batch_size=options.batch_size, lr=options.lr,
                            guide_lr=options.guide_lr, noise_lr=options.noise_lr, grad_clip=options.grad_clip,
-                           seed=options.seed, timestep_sampling=options.timestep_sampling,
-                           caption_dropout=options.caption_dropout, accelerator=accelerator)
+                           weight_decay=options.weight_decay, seed=options.seed,
+                           timestep_sampling=options.timestep_sampling, caption_dropout=options.caption_dropout,
+                           accelerator=accelerator)
 
 
 def train_adapter(
