@@ -6,19 +6,21 @@ from dataclasses import replace
 import pytest
 import torch
 
-from bayes_bps.base import FrozenBase, sample_images
-from bayes_bps.bayes import SteeringPriors
+from bayes_bps.base import FrozenBase, sample_images, start_noise
+from bayes_bps.bayes import HEAD_SITE, SteeringPriors, posterior_draws
 from bayes_bps.fit import main as fit_main
 from bayes_bps.sample import main
 from bayes_bps.sampling import (
     coefficient_draws,
     load_condition,
+    one_draw_per_image,
     posterior_predictive,
     steered_draws,
     steered_sample_images,
 )
 from bayes_bps.training import FittedRun, build_objective, load_run
 from bayes_bps.utils.images import save_png
+from bayes_bps.utils.seeding import seeded
 from tests.test_fit import run_args
 
 SAMPLING = {"steps": 2, "seed": 3, "progress": False}
@@ -86,6 +88,27 @@ def test_bayesian_heads_draw_their_own_loop(run):
     assert any(site.startswith("head.") for site in coefficient_draws(heads, 1, seed=0))
     draws = posterior_predictive(heads, run.pairs.conditions[:2], run.pairs.captions[:2], 3, **SAMPLING)
     assert draws.shape == (3, 2, 1, 16, 16) and not torch.allclose(draws[0], draws[1], atol=1e-3)
+
+
+def test_one_draw_per_image_with_bayesian_heads_shares_the_heads_of_the_first_draw(run):
+    """Each image gets its own coefficients; the heads are the first draw's for the whole call.
+    The second image is its own coefficients under the first draw's heads, and not under its own
+    draw's heads (the control)."""
+    options = replace(run.options, priors=SteeringPriors(head_scale=0.2))
+    model = FittedRun(options, run.base, run.pairs, build_objective(options, run.base, run.pairs)).objective
+    conditions, captions = run.pairs.conditions[:2], run.pairs.captions[:2]
+    sampling = {"steps": SAMPLING["steps"], "progress": False}
+    images = one_draw_per_image(model, conditions, captions, seed=3, **sampling)
+    with seeded(3):
+        draws = posterior_draws(model.guide, 2)
+    noise = start_noise(run.base, 2, torch.Generator().manual_seed(3))
+
+    def second_image(heads_of: int) -> torch.Tensor:
+        draw = {site: value[heads_of if site.startswith(HEAD_SITE) else 1][None] for site, value in draws.items()}
+        return steered_draws(model.model, draw, conditions[1:], captions[1:], noise=noise[1:], **sampling)[0]
+
+    torch.testing.assert_close(images[1:], second_image(heads_of=0), rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(images[1:], second_image(heads_of=1), atol=1e-3)
 
 
 def test_cli_writes_grids_maps_and_tensors(run_dir, tmp_path):

@@ -105,10 +105,13 @@ class ELBOObjective(nn.Module):
 
     def steering(self, conditions: Tensor, scale: float = 1.0) -> AbstractContextManager:
         """`steer` with its own posterior draw of the coefficients for each condition, so every
-        image sampled inside is one draw from the posterior predictive (draws from torch's RNG)."""
+        image sampled inside is one draw from the posterior predictive (draws from torch's RNG).
+
+        Bayesian port heads are adapter weights, which one adapter call cannot vary per image:
+        the call's images share the first draw's heads. Each image is still a posterior-predictive
+        draw, but they are not independent of one another; `sampling.posterior_predictive` gives
+        every draw its own heads."""
         model = self.model
-        if model.bayesian_heads:
-            raise ValueError("one adapter call cannot vary Bayesian head weights per image; "
-                             "use `sampling.posterior_predictive`, which loops over draws")
         draws = posterior_draws(self.guide, len(conditions))
-        return steer(model.base.unet, model.adapter, conditions, model.weights_per_image(draws, 1), scale)
+        adapter = model.adapter_with_heads({site: value[0] for site, value in draws.items()})
+        return steer(model.base.unet, adapter, conditions, model.weights_per_image(draws, 1), scale)

@@ -107,7 +107,7 @@ def write_report(run: FittedRun, run_dir: Path, progress: bool = True) -> dict:
     evaluation = {"conditions": split, "task": options.task,
                   "unsteered": fidelity(run, unsteered, conditions, captions),
                   "steered": fidelity(run, steered, conditions, captions)}
-    if run.bayesian and not model.bayesian_heads:
+    if run.bayesian:
         predictive = one_draw_per_image(objective, conditions, captions, **sampling)
         evaluation["posterior_predictive"] = fidelity(run, predictive, conditions, captions)
     evaluation["real"] = fidelity(run, images, conditions, captions)
