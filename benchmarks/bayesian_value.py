@@ -26,6 +26,11 @@ so far (`--items`, all by default):
   `--prune-validation-conditions` validation sketches and scored on `--prune-conditions` test
   ones; steered/frozen forward times are measured side by side. pruning_{validation,test}.csv
   and pruning.json.
+- **heads** (`experiments.small_n`): at N = 10, Bayesian port heads against deterministic BPS
+  regularised by weight decay and early stopping, each searched on validation (strength ×
+  checkpoint) and its winner refitted on `SmallN.seeds` and scored on the test sketches, paired.
+  Resumable CSVs in small_n/ (`--heads-methods` splits the two methods over two processes);
+  the search, the winners and the paired difference go to heads.json. Hours of CPU.
 
 results.json keeps every key of the issue, null where not measured yet. `--summarize-only`
 recomputes the statistics from the CSVs (seconds).
@@ -46,9 +51,11 @@ import torch
 from steering_overhead import interleaved_medians  # this folder's side-by-side timer
 
 from bayes_bps.bayes import posterior_draws
-from bayes_bps.experiments import pruning, time_gates
+from bayes_bps.experiments import pruning, small_n, time_gates
 from bayes_bps.experiments.failure_detection import FAILURE_THRESHOLD, detection_table, summarize
 from bayes_bps.experiments.held_out import held_out
+from bayes_bps.experiments.recipes import read_settings
+from bayes_bps.experiments.records import read_rows
 from bayes_bps.sampling import steered_sample_images
 from bayes_bps.steering import steer
 from bayes_bps.training import FitOptions, load_run
@@ -241,6 +248,36 @@ def pruning_results(tables: dict[str, pd.DataFrame], facts: dict, args) -> dict:
             "norm_ranking_fidelity_loss": None if norm is None else float(norm)}
 
 
+def small_n_heads(args) -> dict:
+    """Bayesian heads − regularised deterministic BPS at N = 10 (run or resumed unless
+    --summarize-only); the searches, winners and test scores are summarised in heads.json."""
+    recipes = read_settings(args.settings, ["deterministic", "bayesian"])
+    setup = small_n.SmallN(out=args.out / "small_n", recipes=recipes, ddim_steps=args.ddim_steps,
+                           resamples=args.resamples)
+    if not args.summarize_only:
+        small_n.search(setup, args.heads_methods)
+        small_n.test(setup, args.heads_methods)
+    summary = {"seeds": list(setup.seeds), "n": setup.n, "checkpoints": list(setup.checkpoints),
+               "strengths": dict(setup.strengths), "methods": {}}
+    for method, (_, strength_name) in small_n.METHODS.items():
+        curves = {}
+        for row in read_rows(setup.search_path(method)):
+            if row["metric"] == setup.primary:
+                curves.setdefault(row["strength"], {})[int(row["step"])] = round(float(row["value"]), 4)
+        scores = small_n.test_scores(setup, method, setup.primary)
+        summary["methods"][method] = {"strength": strength_name, "validation": curves,
+                                      "chosen": small_n.chosen(setup, method),
+                                      "test_mean": None if scores is None else float(scores.mean()),
+                                      "test_seed_means": None if scores is None else scores.mean(1).round(4).tolist()}
+        print(f"{method} ({strength_name}), validation {setup.primary} by checkpoint: {curves}; "
+              f"chosen {summary['methods'][method]['chosen']}, test {summary['methods'][method]['test_mean']}")
+    difference = small_n.heads_against_regularised(setup)
+    summary["heads_minus_regularised"] = None if difference is None else vars(difference)
+    print(f"Bayesian heads - regularised deterministic: {summary['heads_minus_regularised']}")
+    write_text_atomic(args.out / "heads.json", json.dumps(summary, indent=2) + "\n")
+    return {"bayes_heads_delta_n10": None if difference is None else difference.delta}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conditions", type=int, default=256, help="test conditions scored")
@@ -252,8 +289,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--extra-thresholds", type=float, nargs="*", default=[0.7, 0.8],
                         help="stricter edge-F1 failure thresholds, reported beside the task's 0.5")
-    parser.add_argument("--items", nargs="+", choices=["detection", "gates", "pruning"],
-                        default=["detection", "gates", "pruning"])
+    parser.add_argument("--items", nargs="+", choices=["detection", "gates", "pruning", "heads"],
+                        default=["detection", "gates", "pruning", "heads"])
     parser.add_argument("--validation-conditions", type=int, default=128,
                         help="validation sketches on which the best cutoff is chosen")
     parser.add_argument("--cutoffs", type=int, nargs="+", default=[100, 200, 300, 400, 500, 600, 700],
@@ -267,6 +304,10 @@ def main() -> None:
                         help="validation sketches on which each ranking's pruning is chosen")
     parser.add_argument("--prune-counts", type=int, nargs="+", default=[2, 4, 6, 8], help="ports pruned (k)")
     parser.add_argument("--prune-tolerance", type=float, default=0.02, help="the loss a pruning may cost")
+    parser.add_argument("--heads-methods", nargs="+", choices=list(small_n.METHODS), default=list(small_n.METHODS),
+                        help="the methods whose search and test this process runs (two processes may share them)")
+    parser.add_argument("--settings", type=Path, default=Path("benchmarks/data_efficiency/settings.csv"),
+                        help="the study's tuned recipes: the learning rate and conditioning scale of both methods")
     parser.add_argument("--summarize-only", action="store_true", help="recompute the statistics from the CSVs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -290,6 +331,8 @@ def main() -> None:
         else:
             tables, facts = pruning_samples(args)
         results |= pruning_results(tables, facts, args)
+    if "heads" in args.items:
+        results |= small_n_heads(args)
     write_text_atomic(path, json.dumps({key: results[key] for key in KEYS}, indent=2) + "\n")
     print(f"wrote {path}")
 
