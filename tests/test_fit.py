@@ -20,6 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from bayes_bps.export import main as export_main
 from bayes_bps.fit import main
 from bayes_bps.sample import main as sample_main
+from bayes_bps.training import load_run
 from bayes_bps.training.checkpoint import latest_checkpoint, load_checkpoint_state
 from bayes_bps.training.lock import LOCK_FILE
 
@@ -39,7 +40,7 @@ def test_bayesian_fit_writes_every_output(tiny_base, tmp_path, capsys):
     facts = json.loads((out / "run.json").read_text())
     assert facts["temperature"] == 1 / (16 * 16) and facts["processes"] == 1
     for name in ("loss.csv", "loss.png", "posterior.nc", "posterior_summary.csv", "fusion_forest.png",
-                 "weight_profiles.png", "samples.png", "evaluation.json"):
+                 "weight_profiles.png", "samples.png", "evaluation.json", "posterior_profile.json"):
         assert (out / name).is_file(), name
     assert (out / "loss.csv").read_text().splitlines()[0] == "step,negative_elbo_per_pair"
     assert len((out / "loss.csv").read_text().splitlines()) == 4
@@ -61,6 +62,13 @@ def test_bayesian_fit_writes_every_output(tiny_base, tmp_path, capsys):
     with warnings.catch_warnings():  # a 3-step fit on 6 pairs: Pareto k is high, as it should be
         warnings.simplefilter("ignore", UserWarning)
         assert np.isfinite(az.loo(idata).elpd_loo)
+
+    # an empirical-Bayes refit: deterministic BPS with the posterior-mean profile as its constants
+    profile = json.loads((out / "posterior_profile.json").read_text())
+    assert set(profile) == set(idata.posterior.port.values) and all(value > 0 for value in profile.values())
+    main(run_args(tiny_base, tmp_path / "eb", "--deterministic", "--steps", "1", "--profile",
+                  str(out / "posterior_profile.json")))
+    assert load_run(tmp_path / "eb").objective.weights == profile
 
 
 def test_deterministic_fit_and_dry_run(tiny_base, tmp_path, capsys):
@@ -119,6 +127,8 @@ def test_a_killed_fit_resumes_to_the_same_final_state(tiny_base, tmp_path):
     (["--domain", "shapes"], "domain 'shapes' has 3-channel images; a base that draws 1-channel images"),
     (["--preset", "huge"], "--preset must be one of"),
     (["--temperature", "0"], "--temperature must be > 0"),
+    (["--profile", "foot-heavy"], "--profile must be one of head-heavy, uniform, encoder-only or a .json file"),
+    (["--profile", "nowhere.json"], "nowhere.json: no such profile file"),
 ])
 def test_bad_input_is_a_clear_error(tiny_base, tmp_path, extra, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

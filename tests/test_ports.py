@@ -1,5 +1,7 @@
 """Port discovery, the port table against the official SD1.5 network, profiles and injection."""
 
+import json
+
 import pytest
 import torch
 from diffusers import UNet2DConditionModel
@@ -13,6 +15,7 @@ from bayes_bps.steering import (
     inject,
     port_table,
     position_counts,
+    profile_weights,
     uniform_profile,
 )
 from tests.tiny_models import no_hooks, tiny_unet, unet_inputs
@@ -66,6 +69,27 @@ def test_profiles(sd15_unet):
     # the generalisation to a two-level UNet: 2**(L - level) with L = 2, middle = top encoder weight
     tiny = head_heavy_profile(find_ports(tiny_unet()))
     assert (tiny["down.0.0"], tiny["down.1.0"], tiny["mid"], tiny["up.1.0"]) == (4, 2, 4, 1)
+
+
+def test_a_profile_file_gives_its_weights_and_bad_files_are_named(tmp_path):
+    unet = tiny_unet()
+    names = [port.name for port in find_ports(unet)]
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps({name: 0.5 * i for i, name in enumerate(names)}))
+    assert profile_weights(unet, str(path)) == {name: 0.5 * i for i, name in enumerate(names)}
+    cases = [({name: 1.0 for name in names[1:]}, rf"missing \['{names[0]}'\], unknown \[\]"),
+             ({**{name: 1.0 for name in names}, "up.9.9": 1.0}, r"unknown \['up.9.9'\]"),
+             ({**{name: 1.0 for name in names}, names[0]: -1.0}, "finite numbers ≥ 0"),
+             ([1.0, 2.0], "a JSON object")]
+    for content, message in cases:
+        path.write_text(json.dumps(content))
+        with pytest.raises(ValueError, match=rf"profile.json: .*{message}"):
+            profile_weights(unet, str(path))
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="profile.json: not JSON"):
+        profile_weights(unet, str(path))
+    with pytest.raises(ValueError, match="nowhere.json: no such profile file"):
+        profile_weights(unet, str(tmp_path / "nowhere.json"))
 
 
 @torch.no_grad()

@@ -47,6 +47,10 @@ def test_a_small_grid_runs_every_method_pairs_them_and_resumes(tiny_base, tmp_pa
     bayesian = [row for row in scores if (row["method"], row["seed"], row["metric"]) == ("bayesian", "1", "edge_f1")]
     assert [row["index"] for row in bayesian] == ["0", "1", "2", "3"]
     assert np.load(out / "features-digits" / "sketch-n3-seed1-controlnet.npy").shape[0] == 4
+    profiles = _rows(out / "profiles-digits.csv")  # each Bayesian cell's posterior-mean w_k per port
+    ports = {row["port"] for row in profiles}
+    assert {(row["method"], row["seed"]) for row in profiles} == {("bayesian", "0"), ("bayesian", "1")}
+    assert len(profiles) == 2 * len(ports) and all(float(row["fusion_mean"]) > 0 for row in profiles)
     paired = _rows(out / "paired.csv")
     assert list(paired[0]) == PAIRED_COLUMNS
     against = {(row["method"], row["reference"]) for row in paired if row["metric"] == "edge_f1"}

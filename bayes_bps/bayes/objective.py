@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ..base import NoisyBatch
 from ..steering import BPSAdapter, steer
+from ..utils.seeding import seeded
 from .draws import posterior_draws
 from .guide import SteeringGuide
 from .model import BayesianSteering
@@ -102,6 +103,14 @@ class ELBOObjective(nn.Module):
                  "max_grad_norm": None, "weight_decay": 0.0},
                 {"name": GUIDE_GROUP, "params": list(self.guide.parameters()), "lr": guide_lr, "max_grad_norm": None,
                  "weight_decay": 0.0}]
+
+    def posterior_profile(self, num_draws: int = 1000, seed: int = 0) -> dict[str, float]:
+        """Each port's posterior-mean fusion coefficient E[w_k], on the official constants' scale:
+        fixed constants for a deterministic refit (an empirical-Bayes profile). Seeded draws;
+        the caller's random state is kept."""
+        with seeded(seed):
+            fusion = posterior_draws(self.guide, num_draws)["fusion"].mean(0)
+        return dict(zip(self.model.port_names, fusion.tolist(), strict=True))
 
     def steering(self, conditions: Tensor, scale: float = 1.0) -> AbstractContextManager:
         """`steer` with its own posterior draw of the coefficients for each condition, so every

@@ -12,7 +12,9 @@ never seen by the base, its classifier or the tuning. A cell records:
   the generated images with the reference split;
 - `scores-<domain>.csv`: every image's condition-fidelity scores, and
   `features-<domain>/<cell>.npy` its distribution features, from which `paired.py`
-  computes method − reference differences over the same conditions and noise.
+  computes method − reference differences over the same conditions and noise;
+- `profiles-<domain>.csv`: each Bayesian cell's posterior-mean fusion coefficient per port,
+  the empirical-Bayes profile a deterministic refit can take as its constants.
 
 Rows are appended as each cell finishes, so a killed study resumes where it stopped (finished
 cells are skipped) and domains may run as separate processes into one folder.
@@ -37,6 +39,7 @@ from .recipes import Recipe
 from .records import (
     append_rows,
     features_path,
+    profiles_path,
     read_rows,
     reference_features_path,
     result_domains,
@@ -47,6 +50,7 @@ from .records import (
 COLUMNS = ["domain", "task", "n_train", "seed", "method", "metric", "value", "low", "high", "confidence",
            "n", "lr", "steps", "scale", "trainable_parameters", "step_time_ratio"]
 SCORE_COLUMNS = ["domain", "task", "n_train", "seed", "method", "metric", "index", "score"]
+PROFILE_COLUMNS = ["domain", "task", "n_train", "seed", "method", "port", "fusion_mean"]
 
 
 def finished_cells(options: StudyOptions, domain: str) -> set[tuple[str, int, int, str]]:
@@ -115,6 +119,10 @@ def run_cell(options: StudyOptions, base: FrozenBase, space: FeatureSpace, sets:
         cell = {"domain": domain, "task": task, "n_train": n, "seed": seed, "method": method}
         recipe_columns = ({"lr": "", "steps": 0, "scale": ""} if fit_options is None else
                           {"lr": fit_options.lr, "steps": fit_options.steps, "scale": scale})
+        if fitted.posterior_profile is not None:  # before the results row, which marks the cell done
+            append_rows(profiles_path(options.out, domain), PROFILE_COLUMNS, [
+                {**cell, "port": port, "fusion_mean": f"{value:.6g}"}
+                for port, value in fitted.posterior_profile.items()])
         append_rows(scores_path(options.out, domain), SCORE_COLUMNS, [
             {**cell, "metric": name, "index": i, "score": f"{value:.6g}"}
             for name, values in scored.scores.items() for i, value in enumerate(values.tolist())])

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ..base import FrozenBase, TrainingPairs, sample_images
+from ..bayes import ELBOObjective
 from ..training import FitOptions, SteeringObjective, build_objective, trainable_parameters, trainer_for
 from ..utils.seeding import seeded
 from .baselines import BASELINES
@@ -58,6 +59,7 @@ class FittedMethod:
     trainable_parameters: int
     seconds_per_step: float | None  # None: nothing was trained
     steering: Callable[..., AbstractContextManager]  # (conditions, scale) -> steered-UNet context
+    posterior_profile: dict[str, float] | None = None  # Bayesian BPS: each port's posterior-mean w_k
 
     @torch.no_grad()
     def sample(self, base: FrozenBase, conditions: Tensor, captions: list[str], *, steps: int,
@@ -108,4 +110,6 @@ def fit_method(name: str, base: FrozenBase, pairs: TrainingPairs, options: FitOp
     training_seconds += time.perf_counter() - started
     objective.eval()
     fitted.seconds_per_step = training_seconds / options.steps
+    if isinstance(objective, ELBOObjective):
+        fitted.posterior_profile = objective.posterior_profile()
     return fitted

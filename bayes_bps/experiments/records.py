@@ -4,6 +4,7 @@ Each stage appends the rows of a unit of work (a cell, a tuning run) as soon as 
 and flushes them; on the next invocation the units already in the file are skipped.
 
     results-<domain>.csv, scores-<domain>.csv     the grid's cells and per-image scores
+    profiles-<domain>.csv                         each Bayesian cell's posterior-mean w_k per port
     features-<domain>/<task>-n<N>-seed<S>-<method>.npy, <task>-reference.npy
     curves.csv, sweep.csv, settings.csv           the tune stage
     paired.csv, table.md, paired.md               derived, rewritten from the files above
@@ -58,6 +59,10 @@ def results_path(folder: Path, domain: str) -> Path:
 
 def scores_path(folder: Path, domain: str) -> Path:
     return Path(folder) / f"scores-{domain}.csv"
+
+
+def profiles_path(folder: Path, domain: str) -> Path:
+    return Path(folder) / f"profiles-{domain}.csv"
 
 
 def features_path(folder: Path, domain: str, task: str, n: int, seed: int, method: str) -> Path:

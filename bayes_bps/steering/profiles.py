@@ -1,10 +1,15 @@
 """Fusion-weight profiles: one weight per port, the constants that scale the adapter's residuals.
 
 The official BPS constants are the head-heavy profile; the Bayesian model centres its prior on
-a profile, and the deterministic recipe uses one as fixed weights.
+a profile, and the deterministic recipe uses one as fixed weights. Besides the named profiles,
+a JSON file {port name: weight} is one, e.g. a Bayesian run's posterior-mean profile
+(`posterior_profile.json`), so a deterministic refit can take the posterior's constants.
 """
 
+import json
+import math
 from collections.abc import Callable
+from pathlib import Path
 
 from torch import nn
 
@@ -49,10 +54,34 @@ PROFILES: dict[str, Callable[[list[Port]], dict[str, float]]] = {
 }
 
 
+def read_profile(path: Path, ports: list[Port]) -> dict[str, float]:
+    """A profile from a JSON file {port name: weight ≥ 0} naming exactly the UNet's ports;
+    ValueError naming the file and the problem."""
+    try:
+        weights = json.loads(Path(path).read_text())
+    except FileNotFoundError as error:
+        raise ValueError(f"{path}: no such profile file") from error
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not JSON ({error})") from error
+    if not isinstance(weights, dict):
+        raise ValueError(f"{path}: a profile is a JSON object {{port name: weight}}")
+    names = [port.name for port in ports]
+    missing, unknown = [n for n in names if n not in weights], sorted(set(weights) - set(names))
+    if missing or unknown:
+        raise ValueError(f"{path}: the profile must name exactly this UNet's ports; missing {missing}, "
+                         f"unknown {unknown}")
+    bad = {name: value for name, value in weights.items()
+           if not isinstance(value, int | float) or not math.isfinite(value) or value < 0}
+    if bad:
+        raise ValueError(f"{path}: weights must be finite numbers ≥ 0; got {bad}")
+    return {name: float(weights[name]) for name in names}
 
 
 def profile_weights(unet: nn.Module, profile: str) -> dict[str, float]:
-    """The named profile's weight for every port of `unet`."""
+    """The named profile's weight for every port of `unet`, or a JSON file's (`read_profile`)."""
+    if profile.endswith(".json"):
+        return read_profile(Path(profile), find_ports(unet))
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}, or a .json file "
+                         "{port: weight}")
     return PROFILES[profile](find_ports(unet))

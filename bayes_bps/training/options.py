@@ -26,7 +26,9 @@ class FitOptions:
     n_train: int = option(40, "number of training pairs", low=1)
     # the steering network
     preset: str = option("lite", "adapter size", choices=PRESETS)
-    profile: str = option("head-heavy", "prior mean (or fixed value) of the port weights", choices=PROFILES)
+    profile: str = option("head-heavy", "prior mean (or fixed value) of the port weights: "
+                          f"{', '.join(PROFILES)}, or a JSON file {{port: weight}} such as a Bayesian run's "
+                          "posterior_profile.json")
     deterministic: bool = option(False, "run the official recipe (fixed weights, ε-MSE) through the same loop")
     # priors and likelihood
     temperature: float | None = option(None, "likelihood temperature λ (default: calibrated from the data, "
@@ -76,6 +78,8 @@ class FitOptions:
                                 "($BAYES_BPS_CACHE, default ~/.cache/bayes_bps)")
 
     def validate(self) -> None:
+        if self.profile not in PROFILES and not self.profile.endswith(".json"):
+            raise ValueError(f"--profile must be one of {', '.join(PROFILES)} or a .json file, got {self.profile!r}")
         parse_domain(self.domain)
         check_task(self.domain, self.task)
         if self.eval_domain is not None:

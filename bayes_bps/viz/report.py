@@ -2,6 +2,8 @@
 
 - posterior.nc, posterior_summary.csv, fusion_forest.png, weight_profiles.png: the coefficients'
   posterior against their prior, and each port's weight w_k exp(s_k τ(t)) over t (Bayesian runs);
+- posterior_profile.json: each port's posterior-mean w_k, which `fit --deterministic --profile`
+  takes as fixed constants (Bayesian runs);
 - samples.png: condition | unsteered base | steered with the posterior-mean coefficients |
   per-pixel posterior sd over K posterior draws (all from the same initial noise, so the sd
   is the spread the coefficients' uncertainty causes);
@@ -36,9 +38,11 @@ from ..steering import find_ports
 from ..training import FitOptions, FittedRun
 from ..training.fitting import fit
 from ..training.lock import run_folder_lock
+from ..utils.files import write_text_atomic
 from ..utils.grids import predictive_grid, save_png
 from .figures import plot_fusion_forest, plot_weight_profiles
 
+PROFILE_FILE = "posterior_profile.json"
 SUMMARY_DRAWS = 1000  # guide draws behind the posterior summary (cheap: no UNet involved)
 LOG_LIKELIHOOD_DRAWS = 64  # of those, the draws behind the pointwise log-likelihood (a UNet pass each)
 
@@ -64,6 +68,7 @@ def _posterior(run: FittedRun, run_dir: Path) -> tuple[dict, az.InferenceData]:
                               log_likelihood=pointwise_log_likelihood(model, likelihood_draws, batch),
                               temperature=float(model.temperature), observed_noise=batch.noise)
     summary_table(idata).to_csv(run_dir / "posterior_summary.csv")
+    write_text_atomic(run_dir / PROFILE_FILE, json.dumps(objective.posterior_profile(), indent=2) + "\n")
     save_png(plot_fusion_forest(idata), run_dir / "fusion_forest.png")
     timesteps = torch.arange(0, model.base.num_train_timesteps, 10)
     save_png(plot_weight_profiles(timesteps, weight_curves(model, draws, timesteps),
