@@ -26,6 +26,12 @@ so far (`--items`, all by default):
   `--prune-validation-conditions` validation sketches and scored on `--prune-conditions` test
   ones; steered/frozen forward times are measured side by side. pruning_{validation,test}.csv
   and pruning.json.
+- **profiles** (`experiments.eb_profiles`): deterministic BPS refitted with a Bayesian grid
+  cell's posterior-mean fusion constants, paired with the grid's deterministic cell (official
+  constants) on the same pairs, seed, test conditions and noise: every task at N = 40 on
+  shapes, seeds `--profile-seeds`, and sketch's profiles transferred to N = 10, N = 160 and to
+  digits. It refits only where the grid has finished the cells it pairs with (the study folder
+  `--study`), so it is re-run as the grid advances. eb_profiles.json and eb_profiles.png.
 - **heads** (`experiments.small_n`): at N = 10, Bayesian port heads against deterministic BPS
   regularised by weight decay and early stopping, each searched on validation (strength ×
   checkpoint) and its winner refitted on `SmallN.seeds` and scored on the test sketches, paired.
@@ -50,18 +56,23 @@ import pandas as pd
 import torch
 from steering_overhead import interleaved_medians  # this folder's side-by-side timer
 
+from bayes_bps.base import FrozenBase
 from bayes_bps.bayes import posterior_draws
-from bayes_bps.experiments import pruning, small_n, time_gates
+from bayes_bps.data import TASKS
+from bayes_bps.experiments import eb_profiles, pruning, small_n, time_gates
+from bayes_bps.experiments.eb_profiles import Cell
 from bayes_bps.experiments.failure_detection import FAILURE_THRESHOLD, detection_table, summarize
 from bayes_bps.experiments.held_out import held_out
+from bayes_bps.experiments.options import StudyOptions
 from bayes_bps.experiments.recipes import read_settings
-from bayes_bps.experiments.records import read_rows
+from bayes_bps.experiments.records import read_rows, results_path
 from bayes_bps.sampling import steered_sample_images
-from bayes_bps.steering import steer
+from bayes_bps.steering import profile_weights, steer
 from bayes_bps.training import FitOptions, load_run
 from bayes_bps.utils.files import write_text_atomic
 from bayes_bps.utils.seeding import seeded
 from bayes_bps.viz.figure_runs import FULL_RUN, ensure_run
+from bayes_bps.viz.figures import plot_profiles_by_task, save_figure
 
 OUT = Path(__file__).resolve().parent / "bayesian_value"
 KEYS = ["auroc", "auroc_null_deterministic", "auroc_null_prior", "n_conditions",
@@ -248,6 +259,53 @@ def pruning_results(tables: dict[str, pd.DataFrame], facts: dict, args) -> dict:
             "norm_ranking_fidelity_loss": None if norm is None else float(norm)}
 
 
+def eb_profile_results(args) -> dict:
+    """Item 3: each task's EB refits against the official constants, and sketch's transfers."""
+    options = StudyOptions(study="data-efficiency", out=args.study)
+    finished = {(row["domain"], row["task"], int(row["n_train"]), int(row["seed"]), row["method"])
+                for domain in ("shapes", "digits") for row in read_rows(results_path(args.study, domain))}
+
+    def has(cell: Cell, method: str) -> bool:
+        return (cell.domain, cell.task, cell.n, cell.seed, method) in finished
+
+    comparisons: dict[str, list[tuple[Cell, Cell]]] = {}
+    for task in TASKS:
+        cells = [Cell("shapes", task, 40, seed) for seed in args.profile_seeds]
+        comparisons[f"{task}, N=40"] = [(cell, cell) for cell in cells if has(cell, "bayesian")]
+    sketch = [source for source, _ in comparisons["sketch, N=40"]]
+    for label, moved in (("N=10", {"n": 10}), ("N=160", {"n": 160}), ("digits, N=40", {"domain": "digits"})):
+        comparisons[f"sketch N=40 → {label}"] = [(source, replace(source, **moved)) for source in sketch]
+    if not args.summarize_only:
+        for source in sketch:  # the grid finished these before it recorded profiles
+            eb_profiles.record_profile(options, source)
+        for pairs in comparisons.values():
+            for source, target in pairs:
+                if has(target, "deterministic"):
+                    eb_profiles.refit(options, source, target)
+    refitted = {(row["source"], row["domain"], row["task"], int(row["n_train"]), int(row["seed"]))
+                for domain in ("shapes", "digits") for row in read_rows(eb_profiles.eb_scores_path(args.study, domain))}
+    summary = {}
+    for label, pairs in comparisons.items():
+        done = [(s, t) for s, t in pairs if (str(s), t.domain, t.task, t.n, t.seed) in refitted]
+        difference = eb_profiles.eb_against_official(args.study, done, args.resamples) if done else None
+        summary[label] = None if difference is None else vars(difference)
+        print(f"EB profile − official constants, {label}: {summary[label]}")
+    profiles = eb_profiles.recorded_profiles(args.study, "shapes")
+    by_task = {task: [profiles[cell] for cell in sorted(profiles, key=lambda c: c.seed)
+                      if (cell.task, cell.n) == (task, 40) and cell.seed in args.profile_seeds] for task in TASKS}
+    by_task = {task: seeds for task, seeds in by_task.items() if seeds}
+    if by_task:
+        official = profile_weights(FrozenBase.from_pretrained("shapes").unet, "head-heavy")
+        save_figure(plot_profiles_by_task(by_task, official), args.out, "eb_profiles")
+    write_text_atomic(args.out / "eb_profiles.json", json.dumps(
+        {"differences": summary, "profiles": by_task, "seeds": args.profile_seeds}, indent=2) + "\n")
+    headline = summary["sketch, N=40"]
+    complete = headline is not None and headline["seeds"] == len(args.profile_seeds)
+    return {"eb_profile_delta": headline["delta"] if complete else None,
+            "eb_profile_low": headline["low"] if complete else None,
+            "eb_profile_high": headline["high"] if complete else None}
+
+
 def small_n_heads(args) -> dict:
     """Bayesian heads − regularised deterministic BPS at N = 10 (run or resumed unless
     --summarize-only); the searches, winners and test scores are summarised in heads.json."""
@@ -289,8 +347,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--extra-thresholds", type=float, nargs="*", default=[0.7, 0.8],
                         help="stricter edge-F1 failure thresholds, reported beside the task's 0.5")
-    parser.add_argument("--items", nargs="+", choices=["detection", "gates", "pruning", "heads"],
-                        default=["detection", "gates", "pruning", "heads"])
+    parser.add_argument("--items", nargs="+", choices=["detection", "gates", "pruning", "profiles", "heads"],
+                        default=["detection", "gates", "pruning", "profiles", "heads"])
     parser.add_argument("--validation-conditions", type=int, default=128,
                         help="validation sketches on which the best cutoff is chosen")
     parser.add_argument("--cutoffs", type=int, nargs="+", default=[100, 200, 300, 400, 500, 600, 700],
@@ -304,6 +362,10 @@ def main() -> None:
                         help="validation sketches on which each ranking's pruning is chosen")
     parser.add_argument("--prune-counts", type=int, nargs="+", default=[2, 4, 6, 8], help="ports pruned (k)")
     parser.add_argument("--prune-tolerance", type=float, default=0.02, help="the loss a pruning may cost")
+    parser.add_argument("--study", type=Path, default=Path("benchmarks/data_efficiency"),
+                        help="the data-efficiency study folder whose cells the EB refits pair with")
+    parser.add_argument("--profile-seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="seeds of the EB-profile comparison (each a paired grid cell)")
     parser.add_argument("--heads-methods", nargs="+", choices=list(small_n.METHODS), default=list(small_n.METHODS),
                         help="the methods whose search and test this process runs (two processes may share them)")
     parser.add_argument("--settings", type=Path, default=Path("benchmarks/data_efficiency/settings.csv"),
@@ -331,6 +393,8 @@ def main() -> None:
         else:
             tables, facts = pruning_samples(args)
         results |= pruning_results(tables, facts, args)
+    if "profiles" in args.items:
+        results |= eb_profile_results(args)
     if "heads" in args.items:
         results |= small_n_heads(args)
     write_text_atomic(path, json.dumps({key: results[key] for key in KEYS}, indent=2) + "\n")

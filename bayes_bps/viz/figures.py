@@ -163,6 +163,26 @@ def plot_fusion_forest(idata: az.InferenceData) -> Figure:
     return figure
 
 
+def plot_profiles_by_task(profiles: dict[str, list[dict[str, float]]], official: dict[str, float]) -> Figure:
+    """Each task's empirical-Bayes profile (posterior-mean w_k per port, mean ± sd over its seeds)
+    against the official head-heavy constants, on a log axis, ports from encoder to decoder."""
+    ports = list(official)
+    figure = Figure(figsize=(max(6.0, 0.5 * len(ports) + 2), 3.6), layout="constrained")
+    axis = figure.subplots()
+    axis.plot(ports, [official[port] for port in ports], "k--", label="official (prior mean)")
+    for task, seeds in profiles.items():
+        values = torch.tensor([[profile[port] for port in ports] for profile in seeds])
+        spread = values.std(0) if len(values) > 1 else torch.zeros(len(ports))
+        axis.errorbar(ports, values.mean(0).tolist(), yerr=spread.tolist(), marker="o", capsize=3,
+                      label=f"{task} ({len(values)} seeds)")
+    axis.set_yscale("log")
+    axis.set_ylabel("fusion coefficient w (posterior mean)")
+    axis.tick_params(axis="x", rotation=45)
+    axis.set_title("empirical-Bayes fusion profiles by task")
+    axis.legend(fontsize="small")
+    return figure
+
+
 def plot_data_efficiency(rows: list[dict]) -> Figure:
     """Metric against N (log scale), one panel per (domain/task, metric), one line per method.
 
