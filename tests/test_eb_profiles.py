@@ -79,7 +79,7 @@ def test_the_profile_figure_draws_each_task_against_the_official_constants():
                 "style": [{"down.0.0": 1.0, "mid": 2.0, "up.0.0": 3.0}]}
     axis = plot_profiles_by_task(profiles, official).axes[0]
     assert axis.get_yscale() == "log" and len(axis.containers) == 2  # an errorbar per task
-    sketch = axis.containers[0].lines[0].get_ydata()
+    sketch = np.asarray(axis.containers[0].lines[0].get_ydata(), dtype=float)
     np.testing.assert_allclose(sketch, [2.5, 7.0, 0.6])  # the mean over its seeds
     assert [text.get_text() for text in axis.get_legend().get_texts()] == [
         "official (prior mean)", "sketch (2 seeds)", "style (1 seeds)"]
