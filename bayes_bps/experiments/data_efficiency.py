@@ -30,10 +30,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..base import FrozenBase, TrainingPairs
-from ..data import make_dataset
 from ..metrics import Estimate, FeatureSpace, distribution_features, feature_distances, mean_estimate
 from .held_out import HeldOut, held_out, reference_images, score
-from .methods import fit_method
+from .methods import fit_method, training_pairs
 from .options import StudyOptions
 from .recipes import Recipe
 from .records import (
@@ -100,8 +99,7 @@ def run_cell(options: StudyOptions, base: FrozenBase, space: FeatureSpace, sets:
              domain: str, task: str, n: int, seed: int, methods: list[str], progress: bool, bar) -> None:
     """Fit and score `methods` on one (domain, task, N, seed)."""
     test, reference_features = sets.test, sets.reference_features
-    train = make_dataset(domain, task, split="train", length=n, seed=seed, resolution=base.resolution)
-    pairs = TrainingPairs.encode(base, train, n, name=f"{domain}/{task}")
+    pairs = training_pairs(base, domain, task, n, seed)
     frozen = frozen_forward_seconds(base, pairs, options.batch_size)
     for method in methods:
         recipe = recipes.get(method)  # None: nothing to train (unsteered)

@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ..base import FrozenBase, TrainingPairs
-from ..data import make_dataset
 from ..metrics import PRIMARY_SCORE
 from ..utils.files import write_text_atomic
 from .data_efficiency import PROFILE_COLUMNS
 from .held_out import held_out, score
-from .methods import fit_method
+from .methods import fit_method, training_pairs
 from .options import StudyOptions
 from .paired import PairedDifference, paired_difference
 from .records import append_rows, profiles_path, read_rows, scores_path
@@ -62,9 +61,7 @@ def recorded_profiles(folder: Path, domain: str) -> dict[Cell, dict[str, float]]
 
 def _pairs(options: StudyOptions, cell: Cell) -> tuple[FrozenBase, TrainingPairs]:
     base = FrozenBase.from_pretrained(options.base(cell.domain))
-    train = make_dataset(cell.domain, cell.task, split="train", length=cell.n, seed=cell.seed,
-                         resolution=base.resolution)
-    return base, TrainingPairs.encode(base, train, cell.n, name=f"{cell.domain}/{cell.task}")
+    return base, training_pairs(base, cell.domain, cell.task, cell.n, cell.seed)
 
 
 def record_profile(options: StudyOptions, cell: Cell, progress: bool = True) -> None:

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ..base import FrozenBase, TrainingPairs, sample_images
 from ..bayes import ELBOObjective
+from ..data import make_dataset
 from ..training import FitOptions, SteeringObjective, build_objective, trainable_parameters, trainer_for
 from ..utils.seeding import seeded
 from .baselines import BASELINES
@@ -68,6 +69,13 @@ class FittedMethod:
         Bayesian method) seeded posterior draws; `scale` is the conditioning scale."""
         with seeded(seed), self.steering(conditions.to(base.device), scale):
             return sample_images(base, captions, steps=steps, seed=seed, progress=progress)
+
+
+def training_pairs(base: FrozenBase, domain: str, task: str, n: int, seed: int) -> TrainingPairs:
+    """The first `n` pairs of the train split in seed `seed`'s order, encoded for `base`: what
+    every method of a cell is fitted on."""
+    train = make_dataset(domain, task, split="train", length=n, seed=seed, resolution=base.resolution)
+    return TrainingPairs.encode(base, train, n, name=f"{domain}/{task}")
 
 
 # (the method as fitted so far, its step, its training seconds so far) -> None

@@ -28,11 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from ..base import FrozenBase, TrainingPairs
-from ..data import make_dataset
 from ..metrics import PRIMARY_SCORE, mean_estimate
 from ..training import FitOptions
 from .held_out import HeldOut, held_out, score
-from .methods import fit_method
+from .methods import fit_method, training_pairs
 from .paired import PairedDifference, paired_difference
 from .recipes import Recipe
 from .records import append_rows, read_rows
@@ -99,9 +98,7 @@ class _Fits:
     def pairs(self, seed: int) -> TrainingPairs:
         if seed not in self._pairs:
             setup = self.setup
-            train = make_dataset(setup.domain, setup.task, split="train", length=setup.n, seed=seed,
-                                 resolution=self.base.resolution)
-            self._pairs[seed] = TrainingPairs.encode(self.base, train, setup.n, name=f"{setup.domain}/{setup.task}")
+            self._pairs[seed] = training_pairs(self.base, setup.domain, setup.task, setup.n, seed)
         return self._pairs[seed]
 
     def held_out(self, split: str, count: int) -> HeldOut:

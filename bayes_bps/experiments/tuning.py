@@ -19,11 +19,10 @@ from dataclasses import replace
 
 from tqdm.auto import tqdm
 
-from ..base import FrozenBase, TrainingPairs
-from ..data import make_dataset
+from ..base import FrozenBase
 from ..metrics import PRIMARY_SCORE, mean_estimate
 from .held_out import HeldOut, held_out, score
-from .methods import METHODS, fit_method
+from .methods import METHODS, fit_method, training_pairs
 from .options import StudyOptions
 from .recipes import PUBLISHED, Recipe, write_settings
 from .records import append_rows, read_rows
@@ -42,9 +41,7 @@ class _Search:
         self.domain, self.task = options.tune_domain, options.tune_task
         self.n, self.seed = options.tune_n, options.tune_seed
         self.base = FrozenBase.from_pretrained(options.base(self.domain))
-        train = make_dataset(self.domain, self.task, split="train", length=self.n, seed=self.seed,
-                             resolution=self.base.resolution)
-        self.pairs = TrainingPairs.encode(self.base, train, self.n, name=f"{self.domain}/{self.task}")
+        self.pairs = training_pairs(self.base, self.domain, self.task, self.n, self.seed)
         self.validation: HeldOut = held_out(self.domain, self.task, "validation", options.eval_samples,
                                             self.base.resolution)
         self.primary = PRIMARY_SCORE[self.task]
