@@ -55,6 +55,7 @@ def test_a_small_grid_runs_every_method_pairs_them_and_resumes(tiny_base, tmp_pa
     assert list(paired[0]) == PAIRED_COLUMNS
     against = {(row["method"], row["reference"]) for row in paired if row["metric"] == "edge_f1"}
     assert ("bayesian", "deterministic") in against and ("controlnet", "unsteered") in against
+    assert ("t2i-adapter", "bayesian") in against and ("bayesian", "bayesian") not in against
     assert all(row["seeds"] == "2" and float(row["low"]) <= float(row["delta"]) <= float(row["high"])
                for row in paired)
     for name in ("data_efficiency.png", "table.md", "paired.md", "wall_time.csv",

@@ -1,7 +1,8 @@
 """What the grid's files say, read back: paired differences (`paired.csv`) and markdown tables.
 
-`paired_rows` pairs every method with each reference method (deterministic BPS, and the
-unsteered base) on the seeds both have finished, per-image scores through
+`paired_rows` pairs every method with each reference method (deterministic BPS, the
+unsteered base, and Bayesian BPS, so that each baseline's lead or lag on it has its own
+interval) on the seeds both have finished, per-image scores through
 `paired.paired_difference` and distribution distances through
 `paired.paired_distance_difference` against the reference split's features.
 """
@@ -20,7 +21,7 @@ from .paired import paired_difference, paired_distance_difference
 from .records import features_path, read_rows, reference_features_path, result_domains, results_path, scores_path
 
 PAIRED_COLUMNS = ["domain", "task", "n_train", "method", "reference", "metric", "delta", "low", "high", "seeds"]
-REFERENCES = ("deterministic", "unsteered")
+REFERENCES = ("deterministic", "unsteered", "bayesian")
 DISTANCE_RESAMPLES = 200  # each replicate recomputes a distance per seed and method
 
 
@@ -99,8 +100,8 @@ def summary_table(rows: list[dict]) -> str:
 
 
 def paired_table(rows: list[dict]) -> str:
-    """A markdown table of Δ [95 % interval] against deterministic BPS and the unsteered base,
-    for each task's primary score and the KID."""
+    """A markdown table of Δ [95 % interval] against each reference method (`REFERENCES`), for
+    each task's primary score, the label agreement and the KID."""
     lines = ["Method − reference over the same test conditions and noise: Δ [95 % interval, crossed bootstrap "
              "over seeds and conditions].", "",
              "| domain | task | N | method | reference | metric | Δ | interval | seeds |",
