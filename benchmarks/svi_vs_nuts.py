@@ -3,9 +3,10 @@
     python benchmarks/svi_vs_nuts.py runs/shapes-sketch-bayes-n40-seed0 --batch 32 --chains 2 \
         --warmup 75 --draws 75 --target-accept 0.65 --nuts-draws runs/nuts-batch32.pt
 
-NUTS takes about two hours here; `--nuts-draws FILE` saves its draws, and a later call with
-the same file (same run, same batch) reuses them, so SVI settings can be compared against one
-reference.
+NUTS takes hours here; `--nuts-draws FILE` saves its draws, and a later call with the same file
+(same run, same batch) reuses them, so SVI settings can be compared against one reference.
+Each chain is saved beside it as it finishes (FILE's name with `.chain<c>`), so a killed run
+resumes at the next chain.
 
 On one fixed batch of the run's training pairs (the network fixed at the fitted one), the exact
 posterior of the coefficients is a low-dimensional density that NUTS samples. Three
@@ -26,6 +27,7 @@ both, R-hat, bulk ESS and divergences.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 
@@ -36,9 +38,37 @@ from bayes_bps.bayes.diagnostics import compare_posteriors, comparison_summary
 from bayes_bps.bayes.nuts import NutsReference, nuts_reference, svi_on_batch
 from bayes_bps.experiments.analysis import fixed_batch
 from bayes_bps.training import load_run
+from bayes_bps.utils.files import save_atomic
 from bayes_bps.utils.seeding import seeded
 
 DRAWS = 2000
+
+
+def nuts_draws(model, batch, guide, args) -> NutsReference:
+    """The NUTS reference: read from --nuts-draws, or sampled chain by chain, each chain saved as
+    it finishes and every chain together at the end."""
+    settings = {"warmup": args.warmup, "draws": args.draws, "target_accept": args.target_accept, "batch": args.batch}
+    sample = functools.partial(nuts_reference, model, batch, num_samples=args.draws, warmup_steps=args.warmup,
+                               whiten_by=guide, target_accept_prob=args.target_accept, progress=True)
+    if args.nuts_draws is None:
+        return sample(num_chains=args.chains)
+    if args.nuts_draws.is_file():
+        return NutsReference(**torch.load(args.nuts_draws))  # NUTS takes hours here: run it once
+    chains = []
+    for chain in range(args.chains):
+        path = args.nuts_draws.with_name(f"{args.nuts_draws.stem}.chain{chain}{args.nuts_draws.suffix}")
+        if not path.is_file():
+            one = sample(num_chains=1, seed=chain)  # chain c's seed, as in one call of several chains
+            save_atomic({"draws": one.draws, "diverging": one.diverging, "settings": settings}, path)
+        saved = torch.load(path)
+        if saved["settings"] != settings:
+            raise SystemExit(f"{path}: sampled with {saved['settings']}, not this call's {settings}; "
+                             "remove it or pass another --nuts-draws")
+        chains.append(saved)
+    draws = {name: torch.cat([chain["draws"][name] for chain in chains]) for name in chains[0]["draws"]}
+    reference = NutsReference(draws, torch.cat([chain["diverging"] for chain in chains]))
+    save_atomic({"draws": reference.draws, "diverging": reference.diverging}, args.nuts_draws)
+    return reference
 
 
 def main() -> None:
@@ -69,14 +99,7 @@ def main() -> None:
     control(batch)
     control.start_at_prior()  # never updated
     started = time.perf_counter()
-    if args.nuts_draws is not None and args.nuts_draws.is_file():
-        reference = NutsReference(**torch.load(args.nuts_draws))  # NUTS takes hours here: run it once
-    else:
-        reference = nuts_reference(model, batch, num_samples=args.draws, warmup_steps=args.warmup,
-                                   num_chains=args.chains, whiten_by=guide,
-                                   target_accept_prob=args.target_accept, progress=True)
-        if args.nuts_draws is not None:
-            torch.save({"draws": reference.draws, "diverging": reference.diverging}, args.nuts_draws)
+    reference = nuts_draws(model, batch, guide, args)
     nuts_seconds = time.perf_counter() - started
 
     schedule = f"lr {args.svi_lr:g}" + (f" → {args.svi_final_lr:g}" if args.svi_final_lr is not None else "")
