@@ -6,7 +6,8 @@
 NUTS takes hours here; `--nuts-draws FILE` saves its draws, and a later call with the same file
 (same run, same batch) reuses them, so SVI settings can be compared against one reference.
 Each chain is saved beside it as it finishes (FILE's name with `.chain<c>`), so a killed run
-resumes at the next chain.
+resumes at the next chain, and `--chain C` samples chain C alone and stops, so the chains can
+run as parallel processes. `--svi-guide FILE` keeps the SVI guide (about half an hour here).
 
 On one fixed batch of the run's training pairs (the network fixed at the fitted one), the exact
 posterior of the coefficients is a low-dimensional density that NUTS samples. Three
@@ -17,9 +18,10 @@ approximations are set against it, in the guide's unconstrained space:
   must reject;
 - KL(SVI ‖ prior), to show that the posterior moved (the check is vacuous when it did not).
 
-NUTS runs in coordinates centred on the SVI guide's mean and shaped by the Laplace covariance
-there (`nuts_reference(..., whiten_by=guide)`), which changes its geometry, not its target (a
-test checks that with a guide wrong on purpose).
+NUTS runs in coordinates centred on a guide's mean and shaped by the Laplace covariance there
+(`nuts_reference(..., whiten_by=guide)`), which changes its geometry, not its target (a test
+checks that with a guide wrong on purpose): the batch's SVI guide, or with `--whiten-by fit`
+the run's own guide, which needs no SVI first.
 Prints the discrepancy |mean_SVI − mean_NUTS| / sd_NUTS (max and median) and the sd ratios for
 both, R-hat, bulk ESS and divergences.
 """
@@ -44,27 +46,49 @@ from bayes_bps.utils.seeding import seeded
 DRAWS = 2000
 
 
-def nuts_draws(model, batch, guide, args) -> NutsReference:
+def _checked(path: Path, settings: dict) -> dict:
+    saved = torch.load(path)
+    if saved["settings"] != settings:
+        raise SystemExit(f"{path}: made with {saved['settings']}, not this call's {settings}; "
+                         "remove it or pass another file")
+    return saved
+
+
+def batch_guide(model, batch, args):
+    """SVI on the batch, or its guide as --svi-guide saved it."""
+    settings = {name: getattr(args, name) for name in ("batch", "svi_steps", "svi_lr", "svi_final_lr", "svi_particles")}
+    if args.svi_guide is not None and args.svi_guide.is_file():
+        guide = SteeringGuide(model)
+        guide(batch)  # create the parameters, then take the saved values
+        guide.load_state_dict(_checked(args.svi_guide, settings)["guide"])
+        return guide
+    guide = svi_on_batch(model, batch, steps=args.svi_steps, lr=args.svi_lr, final_lr=args.svi_final_lr,
+                         num_particles=args.svi_particles)
+    if args.svi_guide is not None:
+        save_atomic({"guide": guide.state_dict(), "settings": settings}, args.svi_guide)
+    return guide
+
+
+def nuts_draws(model, batch, whiten_by, args) -> NutsReference:
     """The NUTS reference: read from --nuts-draws, or sampled chain by chain, each chain saved as
     it finishes and every chain together at the end."""
     settings = {"warmup": args.warmup, "draws": args.draws, "target_accept": args.target_accept, "batch": args.batch}
     sample = functools.partial(nuts_reference, model, batch, num_samples=args.draws, warmup_steps=args.warmup,
-                               whiten_by=guide, target_accept_prob=args.target_accept, progress=True)
+                               target_accept_prob=args.target_accept, progress=True)
     if args.nuts_draws is None:
-        return sample(num_chains=args.chains)
+        return sample(num_chains=args.chains, whiten_by=whiten_by())
     if args.nuts_draws.is_file():
         return NutsReference(**torch.load(args.nuts_draws))  # NUTS takes hours here: run it once
     chains = []
-    for chain in range(args.chains):
+    for chain in range(args.chains) if args.chain is None else [args.chain]:
         path = args.nuts_draws.with_name(f"{args.nuts_draws.stem}.chain{chain}{args.nuts_draws.suffix}")
-        if not path.is_file():
-            one = sample(num_chains=1, seed=chain)  # chain c's seed, as in one call of several chains
-            save_atomic({"draws": one.draws, "diverging": one.diverging, "settings": settings}, path)
-        saved = torch.load(path)
-        if saved["settings"] != settings:
-            raise SystemExit(f"{path}: sampled with {saved['settings']}, not this call's {settings}; "
-                             "remove it or pass another --nuts-draws")
-        chains.append(saved)
+        if not path.is_file():  # chain c's seed, as in one call of several chains
+            one = sample(num_chains=1, seed=chain, whiten_by=whiten_by())
+            save_atomic({"draws": one.draws, "diverging": one.diverging, "settings": settings,
+                         "whitened_by": args.whiten_by}, path)
+        chains.append(_checked(path, settings))
+    if args.chain is not None:
+        raise SystemExit(f"chain {args.chain} is in {path}; run without --chain to compare once every chain is")
     draws = {name: torch.cat([chain["draws"][name] for chain in chains]) for name in chains[0]["draws"]}
     reference = NutsReference(draws, torch.cat([chain["diverging"] for chain in chains]))
     save_atomic({"draws": reference.draws, "diverging": reference.diverging}, args.nuts_draws)
@@ -86,21 +110,29 @@ def main() -> None:
     parser.add_argument("--target-accept", type=float, default=0.8, help="NUTS step-size adaptation target")
     parser.add_argument("--nuts-draws", type=Path, default=None,
                         help="a .pt file: reuse its NUTS draws if it exists (same run and batch), else save them there")
+    parser.add_argument("--chain", type=int, default=None,
+                        help="with --nuts-draws: sample only this chain, save it and stop (parallel processes)")
+    parser.add_argument("--whiten-by", choices=["svi", "fit"], default="svi",
+                        help="the guide whose Laplace shape NUTS runs in: the batch's SVI guide, or the run's own")
+    parser.add_argument("--svi-guide", type=Path, default=None,
+                        help="a .pt file: reuse the SVI guide saved there (same settings), else save it there")
     args = parser.parse_args()
     run = load_run(args.run_dir, device="cpu")
     model = run.objective.model
     batch = fixed_batch(run, args.batch)
 
     started = time.perf_counter()
-    guide = svi_on_batch(model, batch, steps=args.svi_steps, lr=args.svi_lr, final_lr=args.svi_final_lr,
-                         num_particles=args.svi_particles)
-    svi_seconds = time.perf_counter() - started
+    if args.whiten_by == "fit":  # NUTS needs no SVI first; the comparison does, after the chains
+        reference = nuts_draws(model, batch, lambda: run.objective.guide, args)
+    nuts_seconds, started = time.perf_counter() - started, time.perf_counter()
+    guide = batch_guide(model, batch, args)
+    svi_seconds, started = time.perf_counter() - started, time.perf_counter()
     control = SteeringGuide(model)
     control(batch)
     control.start_at_prior()  # never updated
-    started = time.perf_counter()
-    reference = nuts_draws(model, batch, guide, args)
-    nuts_seconds = time.perf_counter() - started
+    if args.whiten_by == "svi":
+        reference = nuts_draws(model, batch, lambda: guide, args)
+    nuts_seconds += time.perf_counter() - started
 
     schedule = f"lr {args.svi_lr:g}" + (f" → {args.svi_final_lr:g}" if args.svi_final_lr is not None else "")
     print(f"run {args.run_dir}, λ = {float(model.temperature):.3g}, batch {args.batch}; SVI {args.svi_steps} steps, "
