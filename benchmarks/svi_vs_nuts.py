@@ -7,7 +7,8 @@ NUTS takes hours here; `--nuts-draws FILE` saves its draws, and a later call wit
 (same run, same batch) reuses them, so SVI settings can be compared against one reference.
 Each chain is saved beside it as it finishes (FILE's name with `.chain<c>`), so a killed run
 resumes at the next chain, and `--chain C` samples chain C alone and stops, so the chains can
-run as parallel processes. `--svi-guide FILE` keeps the SVI guide (about half an hour here).
+run as parallel processes. `--svi-guide FILE` keeps the SVI guide (about half an hour here), and
+with `--svi-only` a process fits just that guide, beside the chains.
 
 On one fixed batch of the run's training pairs (the network fixed at the fitted one), the exact
 posterior of the coefficients is a low-dimensional density that NUTS samples. Three
@@ -116,7 +117,10 @@ def main() -> None:
                         help="the guide whose Laplace shape NUTS runs in: the batch's SVI guide, or the run's own")
     parser.add_argument("--svi-guide", type=Path, default=None,
                         help="a .pt file: reuse the SVI guide saved there (same settings), else save it there")
+    parser.add_argument("--svi-only", action="store_true", help="with --svi-guide: fit and save the guide, then stop")
     args = parser.parse_args()
+    if args.svi_only and args.svi_guide is None:
+        parser.error("--svi-only saves the guide to --svi-guide FILE; give one")
     run = load_run(args.run_dir, device="cpu")
     model = run.objective.model
     batch = fixed_batch(run, args.batch)
@@ -127,6 +131,8 @@ def main() -> None:
     nuts_seconds, started = time.perf_counter() - started, time.perf_counter()
     guide = batch_guide(model, batch, args)
     svi_seconds, started = time.perf_counter() - started, time.perf_counter()
+    if args.svi_only:
+        raise SystemExit(f"the SVI guide is in {args.svi_guide} ({svi_seconds:.0f} s)")
     control = SteeringGuide(model)
     control(batch)
     control.start_at_prior()  # never updated
