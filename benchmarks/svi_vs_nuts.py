@@ -70,9 +70,9 @@ def batch_guide(model, batch, args):
     return guide
 
 
-def nuts_draws(model, batch, whiten_by, args) -> NutsReference:
+def nuts_draws(model, batch, whiten_by, args) -> NutsReference | None:
     """The NUTS reference: read from --nuts-draws, or sampled chain by chain, each chain saved as
-    it finishes and every chain together at the end."""
+    it finishes and every chain together at the end (None after one `--chain`)."""
     settings = {"warmup": args.warmup, "draws": args.draws, "target_accept": args.target_accept, "batch": args.batch}
     sample = functools.partial(nuts_reference, model, batch, num_samples=args.draws, warmup_steps=args.warmup,
                                target_accept_prob=args.target_accept, progress=True)
@@ -89,7 +89,8 @@ def nuts_draws(model, batch, whiten_by, args) -> NutsReference:
                          "whitened_by": args.whiten_by}, path)
         chains.append(_checked(path, settings))
     if args.chain is not None:
-        raise SystemExit(f"chain {args.chain} is in {path}; run without --chain to compare once every chain is")
+        print(f"chain {args.chain} is in {path}; run without --chain to compare once every chain is")
+        return None
     draws = {name: torch.cat([chain["draws"][name] for chain in chains]) for name in chains[0]["draws"]}
     reference = NutsReference(draws, torch.cat([chain["diverging"] for chain in chains]))
     save_atomic({"draws": reference.draws, "diverging": reference.diverging}, args.nuts_draws)
@@ -128,16 +129,21 @@ def main() -> None:
     started = time.perf_counter()
     if args.whiten_by == "fit":  # NUTS needs no SVI first; the comparison does, after the chains
         reference = nuts_draws(model, batch, lambda: run.objective.guide, args)
+        if reference is None:
+            return
     nuts_seconds, started = time.perf_counter() - started, time.perf_counter()
     guide = batch_guide(model, batch, args)
     svi_seconds, started = time.perf_counter() - started, time.perf_counter()
     if args.svi_only:
-        raise SystemExit(f"the SVI guide is in {args.svi_guide} ({svi_seconds:.0f} s)")
+        print(f"the SVI guide is in {args.svi_guide} ({svi_seconds:.0f} s)")
+        return
     control = SteeringGuide(model)
     control(batch)
     control.start_at_prior()  # never updated
     if args.whiten_by == "svi":
         reference = nuts_draws(model, batch, lambda: guide, args)
+        if reference is None:
+            return
     nuts_seconds += time.perf_counter() - started
 
     schedule = f"lr {args.svi_lr:g}" + (f" → {args.svi_final_lr:g}" if args.svi_final_lr is not None else "")
