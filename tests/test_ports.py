@@ -80,6 +80,7 @@ def test_a_profile_file_gives_its_weights_and_bad_files_are_named(tmp_path):
     cases = [({name: 1.0 for name in names[1:]}, rf"missing \['{names[0]}'\], unknown \[\]"),
              ({**{name: 1.0 for name in names}, "up.9.9": 1.0}, r"unknown \['up.9.9'\]"),
              ({**{name: 1.0 for name in names}, names[0]: -1.0}, "finite numbers ≥ 0"),
+             ({**{name: 1.0 for name in names}, names[0]: True}, "finite numbers ≥ 0"),
              ([1.0, 2.0], "a JSON object")]
     for content, message in cases:
         path.write_text(json.dumps(content))

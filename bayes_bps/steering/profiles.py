@@ -71,7 +71,7 @@ def read_profile(path: Path, ports: list[Port]) -> dict[str, float]:
         raise ValueError(f"{path}: the profile must name exactly this UNet's ports; missing {missing}, "
                          f"unknown {unknown}")
     bad = {name: value for name, value in weights.items()
-           if not isinstance(value, int | float) or not math.isfinite(value) or value < 0}
+           if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0}
     if bad:
         raise ValueError(f"{path}: weights must be finite numbers ≥ 0; got {bad}")
     return {name: float(weights[name]) for name in names}
