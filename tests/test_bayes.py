@@ -66,14 +66,14 @@ def test_the_posterior_profile_is_the_mean_of_each_ports_fusion_coefficient(setu
     profile = profile_weights(base.unet, "head-heavy")
     expected = {name: value * math.exp(0.5**2 / 2) for name, value in profile.items()}
     state = torch.get_rng_state()
-    mean = objective.posterior_profile(num_draws=4000)
+    mean = objective.posterior_profile()
     assert torch.equal(torch.get_rng_state(), state) and list(mean) == list(profile)
     for name, value in mean.items():
-        assert value == pytest.approx(expected[name], rel=0.05), name  # Monte Carlo se ≈ 0.8 %
+        assert value == pytest.approx(expected[name], rel=0.05), name
     with torch.no_grad():
         objective.guide.locs.fusion += math.log(2.0)
     assert all(value == pytest.approx(2 * expected[name], rel=0.05)
-               for name, value in objective.posterior_profile(num_draws=4000).items())
+               for name, value in objective.posterior_profile().items())
 
 
 def test_the_guides_kl_to_the_prior_is_the_closed_form(setup):

@@ -50,6 +50,12 @@ class SteeringGuide(AutoNormal):
                                  / (2 * prior_sd**2) - 0.5)
         return divergences
 
+    @torch.no_grad()
+    def fusion_mean(self) -> torch.Tensor:
+        """E_q[w] per port in closed form: q is Normal on log w, so its mean is exp(μ + σ²/2)."""
+        location, scale = self._get_loc_and_scale("fusion")
+        return torch.exp(location + scale**2 / 2)
+
     def forward(self, *args, **kwargs):
         with poutine.scale(scale=self._steering[0].kl_weight):
             return super().forward(*args, **kwargs)

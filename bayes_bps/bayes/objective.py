@@ -10,7 +10,6 @@ from torch import Tensor, nn
 
 from ..base import NoisyBatch
 from ..steering import BPSAdapter, steer
-from ..utils.seeding import seeded
 from .draws import posterior_draws
 from .guide import SteeringGuide
 from .model import BayesianSteering
@@ -104,13 +103,11 @@ class ELBOObjective(nn.Module):
                 {"name": GUIDE_GROUP, "params": list(self.guide.parameters()), "lr": guide_lr, "max_grad_norm": None,
                  "weight_decay": 0.0}]
 
-    def posterior_profile(self, num_draws: int = 1000, seed: int = 0) -> dict[str, float]:
+    def posterior_profile(self) -> dict[str, float]:
         """Each port's posterior-mean fusion coefficient E[w_k], on the official constants' scale:
-        fixed constants for a deterministic refit (an empirical-Bayes profile). Seeded draws;
-        the caller's random state is kept."""
-        with seeded(seed):
-            fusion = posterior_draws(self.guide, num_draws)["fusion"].mean(0)
-        return dict(zip(self.model.port_names, fusion.tolist(), strict=True))
+        fixed constants for a deterministic refit (an empirical-Bayes profile). In closed form,
+        so it draws nothing (a guide draw would also carry every Bayesian head weight)."""
+        return dict(zip(self.model.port_names, self.guide.fusion_mean().tolist(), strict=True))
 
     def steering(self, conditions: Tensor, scale: float = 1.0) -> AbstractContextManager:
         """`steer` with its own posterior draw of the coefficients for each condition, so every
