@@ -30,7 +30,7 @@ from .held_out import held_out, score
 from .methods import fit_method, training_pairs
 from .options import StudyOptions
 from .paired import PairedDifference, paired_difference
-from .records import append_rows, profiles_path, read_rows, scores_path
+from .records import append_rows, profiles_path, read_rows, scores_by_seed, scores_path
 
 EB_SCORE_COLUMNS = ["domain", "task", "n_train", "seed", "source", "metric", "index", "score"]
 
@@ -108,15 +108,6 @@ def refit(options: StudyOptions, source: Cell, target: Cell, progress: bool = Tr
         for metric, values in scored.scores.items() for i, value in enumerate(values.tolist())])
 
 
-def _scores(rows: list[dict], metric: str) -> dict[int, list[float]]:
-    """seed -> the scores of `metric` in index order."""
-    by_seed: dict[int, dict[int, float]] = {}
-    for row in rows:
-        if row["metric"] == metric:
-            by_seed.setdefault(int(row["seed"]), {})[int(row["index"])] = float(row["score"])
-    return {seed: [scores[i] for i in sorted(scores)] for seed, scores in by_seed.items()}
-
-
 def eb_against_official(folder: Path, pairs: list[tuple[Cell, Cell]], resamples: int = 1000
                         ) -> PairedDifference | None:
     """EB refit − the grid's deterministic cell over the (source, target) refits given (one per
@@ -128,9 +119,9 @@ def eb_against_official(folder: Path, pairs: list[tuple[Cell, Cell]], resamples:
     (domain, task, n), = tasks
     metric = PRIMARY_SCORE[task]
     sources = {str(source): target.seed for source, target in pairs}
-    eb = _scores([row for row in read_rows(eb_scores_path(folder, domain)) if row["task"] == task
+    eb = scores_by_seed([row for row in read_rows(eb_scores_path(folder, domain)) if row["task"] == task
                   and int(row["n_train"]) == n and sources.get(row["source"]) == int(row["seed"])], metric)
-    official = _scores([row for row in read_rows(scores_path(folder, domain))
+    official = scores_by_seed([row for row in read_rows(scores_path(folder, domain))
                         if (row["task"], int(row["n_train"]), row["method"]) == (task, n, "deterministic")], metric)
     seeds = sorted(target.seed for target in targets)
     if any(seed not in eb or seed not in official for seed in seeds):

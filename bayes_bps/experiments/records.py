@@ -40,6 +40,15 @@ def read_rows(*paths: Path) -> list[dict]:
     return rows
 
 
+def scores_by_seed(rows: list[dict], metric: str) -> dict[int, list[float]]:
+    """seed -> the per-image scores of `metric` in index order, from per-image score rows."""
+    by_seed: dict[int, dict[int, float]] = {}
+    for row in rows:
+        if row["metric"] == metric:
+            by_seed.setdefault(int(row["seed"]), {})[int(row["index"])] = float(row["score"])
+    return {seed: [scores[i] for i in sorted(scores)] for seed, scores in by_seed.items()}
+
+
 def write_rows(path: Path, columns: list[str], rows: list[dict]) -> None:
     """Replace a derived file (a table recomputed from the others) atomically."""
     with staged(path) as staging, open(staging, "w", newline="") as handle:

@@ -34,7 +34,7 @@ from .held_out import HeldOut, held_out, score
 from .methods import fit_method, training_pairs
 from .paired import PairedDifference, paired_difference
 from .recipes import Recipe
-from .records import append_rows, read_rows
+from .records import append_rows, read_rows, scores_by_seed
 
 SEARCH_COLUMNS = ["method", "strength", "step", "metric", "value", "low", "high", "n"]
 TEST_COLUMNS = ["method", "strength", "steps", "seed", "metric", "index", "score"]
@@ -178,13 +178,11 @@ def test_scores(setup: SmallN, method: str, metric: str) -> np.ndarray | None:
     winner = chosen(setup, method)
     if winner is None:
         return None
-    by_seed: dict[int, dict[int, float]] = {}
-    for row in read_rows(setup.test_path(method)):
-        if row["metric"] == metric and (float(row["strength"]), int(row["steps"])) == winner:
-            by_seed.setdefault(int(row["seed"]), {})[int(row["index"])] = float(row["score"])
+    by_seed = scores_by_seed([row for row in read_rows(setup.test_path(method))
+                              if (float(row["strength"]), int(row["steps"])) == winner], metric)
     if set(by_seed) != set(setup.seeds):
         return None
-    return np.array([[scores[i] for i in sorted(scores)] for _, scores in sorted(by_seed.items())])
+    return np.array([scores for _, scores in sorted(by_seed.items())])
 
 
 def heads_against_regularised(setup: SmallN) -> PairedDifference | None:
