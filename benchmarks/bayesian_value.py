@@ -261,7 +261,7 @@ def pruning_results(tables: dict[str, pd.DataFrame], facts: dict, args) -> dict:
 
 def eb_profile_results(args) -> dict:
     """Item 3: each task's EB refits against the official constants, and sketch's transfers."""
-    options = StudyOptions(study="data-efficiency", out=args.study)
+    options = StudyOptions(study="data-efficiency", out=args.study, settings=str(args.settings))
     finished = {(row["domain"], row["task"], int(row["n_train"]), int(row["seed"]), row["method"])
                 for domain in ("shapes", "digits") for row in read_rows(results_path(args.study, domain))}
 
@@ -369,7 +369,7 @@ def main() -> None:
     parser.add_argument("--heads-methods", nargs="+", choices=list(small_n.METHODS), default=list(small_n.METHODS),
                         help="the methods whose search and test this process runs (two processes may share them)")
     parser.add_argument("--settings", type=Path, default=Path("benchmarks/data_efficiency/settings.csv"),
-                        help="the study's tuned recipes: the learning rate and conditioning scale of both methods")
+                        help="the study's tuned recipes of the EB refits and the heads comparison")
     parser.add_argument("--summarize-only", action="store_true", help="recompute the statistics from the CSVs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
