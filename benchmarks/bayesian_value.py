@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from steering_overhead import interleaved_medians  # this folder's side-by-side timer
+from timing import interleaved_medians  # this folder's side-by-side timer
 
 from bayes_bps.base import FrozenBase
 from bayes_bps.bayes import posterior_draws

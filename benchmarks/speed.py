@@ -27,10 +27,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+
+from timing import interleaved_medians  # this folder's side-by-side timer
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTING_COMMIT = "46a9e6f"  # the speed issue's starting point
@@ -75,19 +76,6 @@ def _api() -> SimpleNamespace:
             find_ports=ports.find_ports, head_heavy_profile=ports.head_heavy_profile, steer=ports.steer,
             DeterministicObjective=train.DeterministicObjective, SteeringTrainer=train.SteeringTrainer,
             steered_sample=sample.steered_ddim_sample)
-
-
-def _median_seconds(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each function, run in turn so that drift hits them all alike."""
-    for function in functions.values():
-        function()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            started = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _flops(function: Callable[[], object]) -> float:
@@ -148,11 +136,11 @@ def measure(repeats: int) -> dict:
 
     train = {"deterministic train step": trainer_for(deterministic), "SVI train step": trainer_for(svi)}
     seconds = {
-        **_median_seconds({"matmul 2048² x4": matmul}, repeats),
-        **_median_seconds(train, repeats),
-        **_median_seconds({"frozen forward, batch 16": frozen_forward,
+        **interleaved_medians({"matmul 2048² x4": matmul}, repeats),
+        **interleaved_medians(train, repeats),
+        **interleaved_medians({"frozen forward, batch 16": frozen_forward,
                            "lite-steered forward, batch 16": steered_forward}, repeats),
-        **_median_seconds({f"guided DDIM, 64 conditions, {ddim_steps} steps": guided_ddim}, max(3, repeats // 3)),
+        **interleaved_medians({f"guided DDIM, 64 conditions, {ddim_steps} steps": guided_ddim}, max(3, repeats // 3)),
     }
     flops = {"matmul 2048² x4": 4 * 2 * 2048**3,
              "deterministic train step": _flops(train["deterministic train step"]),

@@ -16,13 +16,11 @@ randomly initialised: timing needs the architecture, not the weights.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from functools import partial
 
 import torch
 from diffusers import UNet2DConditionModel
+from timing import interleaved_medians  # this folder's side-by-side timer
 
 from bayes_bps.base import FrozenBase, TrainingPairs
 from bayes_bps.bayes import BayesianSteering, ELBOObjective, per_example_temperature
@@ -30,19 +28,6 @@ from bayes_bps.data import make_dataset
 from bayes_bps.steering import BPSAdapter, build_adapter, find_ports, head_heavy_profile, steer
 from bayes_bps.steering.reference import hidden_scales
 from bayes_bps.training import DeterministicObjective, SteeringTrainer
-
-
-def interleaved_medians(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each function, run in turn so drift hits them all alike."""
-    for function in functions.values():
-        function()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            started = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def count(module: torch.nn.Module) -> int:
