@@ -64,7 +64,7 @@ def batch_guide(model, batch, args):
         guide.load_state_dict(_checked(args.svi_guide, settings)["guide"])
         return guide
     guide = svi_on_batch(model, batch, steps=args.svi_steps, lr=args.svi_lr, final_lr=args.svi_final_lr,
-                         num_particles=args.svi_particles)
+                         num_particles=args.svi_particles, progress=True)
     if args.svi_guide is not None:
         save_atomic({"guide": guide.state_dict(), "settings": settings}, args.svi_guide)
     return guide

@@ -37,6 +37,7 @@ from pyro.infer import MCMC, NUTS, Trace_ELBO
 from pyro.infer.autoguide.initialization import init_to_sample, init_to_value
 from pyro.util import get_rng_state, set_rng_state
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from ..base import NoisyBatch
 from .guide import SteeringGuide
@@ -161,14 +162,14 @@ def nuts_reference(model: BayesianSteering, batch: NoisyBatch, *, num_samples: i
 
 def svi_on_batch(model: BayesianSteering, batch: NoisyBatch, *, steps: int, lr: float = 0.01,
                  final_lr: float | None = None, seed: int = 0, num_particles: int = 1,
-                 losses: list[float] | None = None) -> SteeringGuide:
+                 losses: list[float] | None = None, progress: bool = False) -> SteeringGuide:
     """A fresh guide fitted by SVI on the fixed `batch`; only the guide's parameters move.
 
     The guide starts at the prior (`SteeringGuide.start_at_prior`), as in a fit; the network
     is frozen meanwhile. `final_lr` decays the learning rate geometrically from `lr` to it over
     the steps: at a constant rate Adam's noisy ELBO gradients keep the guide jittering about the
     optimum by about `lr`, which a narrow posterior notices. Each step's negative ELBO is
-    appended to `losses` when one is given."""
+    appended to `losses` when one is given; `progress` shows a bar with it."""
     guide = SteeringGuide(model)
     elbo = Trace_ELBO(num_particles=num_particles)
     with _fixed_network_posterior(model, seed):
@@ -177,7 +178,8 @@ def svi_on_batch(model: BayesianSteering, batch: NoisyBatch, *, steps: int, lr: 
         optimizer = torch.optim.Adam(guide.parameters(), lr=lr)
         decay = (final_lr / lr) ** (1 / max(steps - 1, 1)) if final_lr is not None else 1.0
         schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=decay)
-        for _ in range(steps):
+        bar = tqdm(range(steps), desc="SVI on the batch", disable=not progress)
+        for _ in bar:
             loss = elbo.differentiable_loss(model, guide, batch)
             optimizer.zero_grad()
             loss.backward()
@@ -185,4 +187,5 @@ def svi_on_batch(model: BayesianSteering, batch: NoisyBatch, *, steps: int, lr: 
             schedule.step()
             if losses is not None:
                 losses.append(loss.item())
+            bar.set_postfix({"-elbo": f"{loss.item():.4g}"}, refresh=False)
     return guide
