@@ -8,11 +8,13 @@ import bayesian_value
 import data_efficiency
 import large_to_small
 import port_weights
+import profiles_and_heads
 import sample_grids
 import weight_profiles
 from common import parse_args
 
-FIGURES = [port_weights, data_efficiency, sample_grids, weight_profiles, large_to_small, bayesian_value]
+FIGURES = [port_weights, data_efficiency, sample_grids, weight_profiles, large_to_small, bayesian_value,
+           profiles_and_heads]
 
 
 def main(argv: list[str] | None = None) -> list:

@@ -12,7 +12,7 @@ from bayes_bps.experiments.options import StudyOptions
 from bayes_bps.experiments.records import append_rows, profiles_path, read_rows, scores_path
 from bayes_bps.steering import profile_weights
 from bayes_bps.utils import options as option_files
-from bayes_bps.viz.figures import plot_profiles_by_task
+from bayes_bps.viz.figures import plot_profiles_and_heads, plot_profiles_by_task
 from tests.test_study import _args
 
 
@@ -82,4 +82,26 @@ def test_the_profile_figure_draws_each_task_against_the_official_constants():
     sketch = np.asarray(axis.containers[0].lines[0].get_ydata(), dtype=float)
     np.testing.assert_allclose(sketch, [2.5, 7.0, 0.6])  # the mean over its seeds
     assert [text.get_text() for text in axis.get_legend().get_texts()] == [
-        "official (prior mean)", "sketch (2 seeds)", "style (1 seeds)"]
+        "official (prior mean)", "sketch (2 seeds)", "style (1 seed)"]
+
+
+def test_the_settings_figure_draws_what_was_measured_and_says_what_was_not():
+    official = {"down.0.0": 4.0, "up.0.0": 1.0}
+    eb = {"profiles": {"sketch": [{"down.0.0": 2.0, "up.0.0": 0.5}]},
+          "differences": {"sketch, N=40": {"delta": 0.02, "low": -0.01, "high": 0.05, "seeds": 3, "conditions": 64},
+                          "style, N=40": None}}
+    heads = {"n": 10, "checkpoints": [250, 500],
+             "methods": {"deterministic": {"strength": "weight decay", "chosen": [0.1, 500],
+                                           "validation": {"0.0": {"250": 0.80, "500": 0.82},
+                                                          "0.1": {"250": 0.81, "500": 0.84}}},
+                         "bayesian-heads": {"strength": "head prior scale", "chosen": None, "validation": {}}},
+             "heads_minus_regularised": None}
+    profile_axis, delta_axis, heads_axis = plot_profiles_and_heads(eb, heads, official).axes
+    np.testing.assert_allclose(np.asarray(delta_axis.containers[0].lines[0].get_xdata(), dtype=float), [0.02])  # only the measured one
+    assert [label.get_text() for label in delta_axis.get_yticklabels()] == ["sketch, N=40 (3 seeds)"]
+    assert len(heads_axis.get_lines()) == 3  # a curve per strength, and the chosen one marked
+    np.testing.assert_allclose(heads_axis.get_lines()[2].get_xydata(), [[500, 0.84]])
+    assert "test: not yet run" in heads_axis.get_title()
+
+    nothing = plot_profiles_and_heads(None, None, official).axes
+    assert [axis.texts[0].get_text() for axis in nothing] == ["not measured yet"] * 3

@@ -163,23 +163,91 @@ def plot_fusion_forest(idata: az.InferenceData) -> Figure:
     return figure
 
 
-def plot_profiles_by_task(profiles: dict[str, list[dict[str, float]]], official: dict[str, float]) -> Figure:
-    """Each task's empirical-Bayes profile (posterior-mean w_k per port, mean ± sd over its seeds)
-    against the official head-heavy constants, on a log axis, ports from encoder to decoder."""
+def _draw_profiles_by_task(axis, profiles: dict[str, list[dict[str, float]]], official: dict[str, float]) -> None:
     ports = list(official)
-    figure = Figure(figsize=(max(6.0, 0.5 * len(ports) + 2), 3.6), layout="constrained")
-    axis = figure.subplots()
     axis.plot(ports, [official[port] for port in ports], "k--", label="official (prior mean)")
     for task, seeds in profiles.items():
         values = torch.tensor([[profile[port] for port in ports] for profile in seeds])
         spread = values.std(0) if len(values) > 1 else torch.zeros(len(ports))
         axis.errorbar(ports, values.mean(0).tolist(), yerr=spread.tolist(), marker="o", capsize=3,
-                      label=f"{task} ({len(values)} seeds)")
+                      label=f"{task} ({len(values)} seed{'s' * (len(values) > 1)})")
     axis.set_yscale("log")
     axis.set_ylabel("fusion coefficient w (posterior mean)")
     axis.tick_params(axis="x", rotation=45)
-    axis.set_title("empirical-Bayes fusion profiles by task")
     axis.legend(fontsize="small")
+
+
+def plot_profiles_by_task(profiles: dict[str, list[dict[str, float]]], official: dict[str, float]) -> Figure:
+    """Each task's empirical-Bayes profile (posterior-mean w_k per port, mean ± sd over its seeds)
+    against the official head-heavy constants, on a log axis, ports from encoder to decoder."""
+    figure = Figure(figsize=(max(6.0, 0.5 * len(official) + 2), 3.6), layout="constrained")
+    axis = figure.subplots()
+    _draw_profiles_by_task(axis, profiles, official)
+    axis.set_title("empirical-Bayes fusion profiles by task")
+    return figure
+
+
+def _not_measured(axis, title: str) -> None:
+    axis.set_title(title)
+    axis.text(0.5, 0.5, "not measured yet", ha="center", va="center", transform=axis.transAxes, color="0.4")
+    axis.set_axis_off()
+
+
+def plot_profiles_and_heads(eb: dict | None, heads: dict | None, official: dict[str, float]) -> Figure:
+    """The Bayesian layer as a source of settings (#15 items 3 and 5), from `bayesian_value.py`'s
+    eb_profiles.json and heads.json (None, or entries still null, where not measured yet):
+    (a) each task's empirical-Bayes profile against the official constants; (b) deterministic
+    BPS refitted with such a profile minus the official constants, paired over seeds and test
+    conditions; (c) the N = 10 validation curves of Bayesian heads and of regularised
+    deterministic BPS, one line per strength, the chosen one marked, the paired test
+    difference of the two winners in the title."""
+    figure = Figure(figsize=(15, 4.2), layout="constrained")
+    profile_axis, delta_axis, heads_axis = figure.subplots(1, 3, width_ratios=(1.3, 1, 1))
+
+    if eb and eb["profiles"]:
+        _draw_profiles_by_task(profile_axis, eb["profiles"], official)
+        profile_axis.set_title("(a) empirical-Bayes profiles, N = 40")
+    else:
+        _not_measured(profile_axis, "(a) empirical-Bayes profiles, N = 40")
+
+    measured = {label: d for label, d in (eb or {}).get("differences", {}).items() if d is not None}
+    if measured:
+        labels = list(measured)
+        deltas = [measured[label]["delta"] for label in labels]
+        errors = [[d - measured[label]["low"] for label, d in zip(labels, deltas)],
+                  [measured[label]["high"] - d for label, d in zip(labels, deltas)]]
+        delta_axis.errorbar(deltas, range(len(labels)), xerr=errors, fmt="o", capsize=3)
+        delta_axis.set_yticks(range(len(labels)),
+                              [f"{label} ({measured[label]['seeds']} seeds)" for label in labels], fontsize="small")
+        delta_axis.invert_yaxis()
+        delta_axis.axvline(0, color="0.6", linestyle=":")
+        delta_axis.set(xlabel="fidelity, EB profile − official constants (95 % paired interval)",
+                       title="(b) deterministic BPS refitted with the profile")
+    else:
+        _not_measured(delta_axis, "(b) deterministic BPS refitted with the profile")
+
+    curves = {name: method for name, method in (heads or {}).get("methods", {}).items() if method["validation"]}
+    if curves:
+        for colour, (name, method) in enumerate(curves.items()):
+            for style, (strength, by_step) in zip(("-", "--", ":", "-."), method["validation"].items()):
+                steps = sorted(by_step, key=int)
+                heads_axis.plot([int(step) for step in steps], [by_step[step] for step in steps], style,
+                                color=f"C{colour}", marker="o", label=f"{name}, {method['strength']} {strength}")
+            if method["chosen"] is not None:
+                strength, step = method["chosen"]
+                by_step = next(v for key, v in method["validation"].items() if float(key) == strength)
+                heads_axis.plot(step, by_step[str(step)], "s", markersize=11, fillstyle="none", color=f"C{colour}")
+        difference = heads.get("heads_minus_regularised")
+        test = ("test: not yet run" if difference is None else
+                f"test: Δ {difference['delta']:+.3f} [{difference['low']:+.3f}, {difference['high']:+.3f}]")
+        heads_axis.set_xscale("log")
+        heads_axis.set_xticks(heads["checkpoints"], [str(step) for step in heads["checkpoints"]])
+        heads_axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        heads_axis.set(xlabel="training step", ylabel="validation fidelity",
+                       title=f"(c) N = {heads['n']}, Bayesian heads against regularised BPS\n{test}")
+        heads_axis.legend(fontsize="xx-small")
+    else:
+        _not_measured(heads_axis, "(c) Bayesian heads at small N")
     return figure
 
 
