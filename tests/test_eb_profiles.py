@@ -97,7 +97,8 @@ def test_the_settings_figure_draws_what_was_measured_and_says_what_was_not():
                          "bayesian-heads": {"strength": "head prior scale", "chosen": None, "validation": {}}},
              "heads_minus_regularised": None}
     profile_axis, delta_axis, heads_axis = plot_profiles_and_heads(eb, heads, official).axes
-    np.testing.assert_allclose(np.asarray(delta_axis.containers[0].lines[0].get_xdata(), dtype=float), [0.02])  # only the measured one
+    measured = np.asarray(delta_axis.containers[0].lines[0].get_xdata(), dtype=float)
+    np.testing.assert_allclose(measured, [0.02])  # only the measured difference
     assert [label.get_text() for label in delta_axis.get_yticklabels()] == ["sketch, N=40 (3 seeds)"]
     assert len(heads_axis.get_lines()) == 3  # a curve per strength, and the chosen one marked
     np.testing.assert_allclose(heads_axis.get_lines()[2].get_xydata(), [[500, 0.84]])
