@@ -139,7 +139,7 @@ def measure(repeats: int) -> dict:
         **interleaved_medians({"matmul 2048² x4": matmul}, repeats),
         **interleaved_medians(train, repeats),
         **interleaved_medians({"frozen forward, batch 16": frozen_forward,
-                           "lite-steered forward, batch 16": steered_forward}, repeats),
+                               "lite-steered forward, batch 16": steered_forward}, repeats),
         **interleaved_medians({f"guided DDIM, 64 conditions, {ddim_steps} steps": guided_ddim}, max(3, repeats // 3)),
     }
     flops = {"matmul 2048² x4": 4 * 2 * 2048**3,
