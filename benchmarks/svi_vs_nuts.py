@@ -14,7 +14,8 @@ On one fixed batch of the run's training pairs (the network fixed at the fitted 
 posterior of the coefficients is a low-dimensional density that NUTS samples. Three
 approximations are set against it, in the guide's unconstrained space:
 
-- SVI: a fresh guide fitted on the same batch (`svi_on_batch`);
+- SVI: a fresh guide fitted on the same batch (`svi_on_batch`), mean-field as in a fit or, with
+  `--svi-family flow`, a normalising flow;
 - the control: a guide that was never updated (still the prior), which any check of agreement
   must reject;
 - KL(SVI ‖ prior), to show that the posterior moved (the check is vacuous when it did not).
@@ -38,7 +39,7 @@ import torch
 
 from bayes_bps.bayes import SteeringGuide, posterior_draws
 from bayes_bps.bayes.diagnostics import compare_posteriors, comparison_summary
-from bayes_bps.bayes.nuts import NutsReference, nuts_reference, svi_on_batch
+from bayes_bps.bayes.nuts import GUIDE_FAMILIES, NutsReference, fresh_guide, nuts_reference, svi_on_batch
 from bayes_bps.experiments.analysis import fixed_batch
 from bayes_bps.training import load_run
 from bayes_bps.utils.files import save_atomic
@@ -58,13 +59,14 @@ def _checked(path: Path, settings: dict) -> dict:
 def batch_guide(model, batch, args):
     """SVI on the batch, or its guide as --svi-guide saved it."""
     settings = {name: getattr(args, name) for name in ("batch", "svi_steps", "svi_lr", "svi_final_lr", "svi_particles")}
+    if args.svi_family != "mean-field":  # the guides saved before the flag were all mean-field
+        settings["svi_family"] = args.svi_family
     if args.svi_guide is not None and args.svi_guide.is_file():
-        guide = SteeringGuide(model)
-        guide(batch)  # create the parameters, then take the saved values
+        guide = fresh_guide(model, batch, args.svi_family)  # create the parameters, then take the saved values
         guide.load_state_dict(_checked(args.svi_guide, settings)["guide"])
         return guide
     guide = svi_on_batch(model, batch, steps=args.svi_steps, lr=args.svi_lr, final_lr=args.svi_final_lr,
-                         num_particles=args.svi_particles, progress=True)
+                         num_particles=args.svi_particles, family=args.svi_family, progress=True)
     if args.svi_guide is not None:
         save_atomic({"guide": guide.state_dict(), "settings": settings}, args.svi_guide)
     return guide
@@ -106,6 +108,9 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=100)
     parser.add_argument("--svi-steps", type=int, default=400)
     parser.add_argument("--svi-particles", type=int, default=1, help="ELBO particles per SVI step")
+    parser.add_argument("--svi-family", choices=GUIDE_FAMILIES, default="mean-field",
+                        help="SVI's guide: the package's mean-field guide, or a normalising flow over the same "
+                             "coefficients (is the family what keeps SVI off NUTS?)")
     parser.add_argument("--svi-lr", type=float, default=0.01, help="SVI's Adam learning rate")
     parser.add_argument("--svi-final-lr", type=float, default=None,
                         help="decay SVI's learning rate geometrically to this by the last step")
@@ -151,7 +156,8 @@ def main() -> None:
           f"{args.svi_particles} particle(s), {schedule} "
           f"({svi_seconds:.0f} s), NUTS {args.chains} chains x ({args.warmup} warmup + {args.draws} draws) "
           f"({nuts_seconds:.0f} s), {reference.num_divergences} divergences")
-    print(f"KL(SVI guide ‖ prior) = {sum(float(kl.sum()) for kl in guide.kl_to_prior().values()):.1f} nats")
+    if isinstance(guide, SteeringGuide):  # closed form for the mean-field guide only
+        print(f"KL(SVI guide ‖ prior) = {sum(float(kl.sum()) for kl in guide.kl_to_prior().values()):.1f} nats")
     for label, approximation in (("SVI", guide), ("control (never updated)", control)):
         with seeded(0):
             draws = posterior_draws(approximation, DRAWS)
