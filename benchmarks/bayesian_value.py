@@ -294,11 +294,12 @@ def eb_profile_results(args) -> dict:
     by_task = {task: [profiles[cell] for cell in sorted(profiles, key=lambda c: c.seed)
                       if (cell.task, cell.n) == (task, 40) and cell.seed in args.profile_seeds] for task in TASKS}
     by_task = {task: seeds for task, seeds in by_task.items() if seeds}
+    official = profile_weights(FrozenBase.from_pretrained("shapes").unet, "head-heavy")  # the grid's base
     if by_task:
-        official = profile_weights(FrozenBase.from_pretrained("shapes").unet, "head-heavy")
         save_figure(plot_profiles_by_task(by_task, official), args.out, "eb_profiles")
     write_text_atomic(args.out / "eb_profiles.json", json.dumps(
-        {"differences": summary, "profiles": by_task, "seeds": args.profile_seeds}, indent=2) + "\n")
+        {"differences": summary, "profiles": by_task, "official": official, "seeds": args.profile_seeds},
+        indent=2) + "\n")
     headline = summary["sketch, N=40"]
     complete = headline is not None and headline["seeds"] == len(args.profile_seeds)
     return {"eb_profile_delta": headline["delta"] if complete else None,

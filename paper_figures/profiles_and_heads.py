@@ -12,8 +12,6 @@ import json
 
 from common import ROOT, parse_args
 
-from bayes_bps.base import FrozenBase
-from bayes_bps.steering import profile_weights
 from bayes_bps.viz.figures import plot_profiles_and_heads, save_figure
 
 MEASURED = ROOT / "benchmarks" / "bayesian_value"
@@ -26,8 +24,7 @@ def _read(name: str) -> dict | None:
 
 def main(argv: list[str] | None = None) -> list:
     args = parse_args(__doc__, argv)
-    official = profile_weights(FrozenBase.from_pretrained("shapes").unet, "head-heavy")  # the grid's base
-    figure = plot_profiles_and_heads(_read("eb_profiles.json"), _read("heads.json"), official)
+    figure = plot_profiles_and_heads(_read("eb_profiles.json"), _read("heads.json"))
     return save_figure(figure, args.out, "profiles_and_heads")
 
 

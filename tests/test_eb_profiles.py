@@ -86,8 +86,7 @@ def test_the_profile_figure_draws_each_task_against_the_official_constants():
 
 
 def test_the_settings_figure_draws_what_was_measured_and_says_what_was_not():
-    official = {"down.0.0": 4.0, "up.0.0": 1.0}
-    eb = {"profiles": {"sketch": [{"down.0.0": 2.0, "up.0.0": 0.5}]},
+    eb = {"profiles": {"sketch": [{"down.0.0": 2.0, "up.0.0": 0.5}]}, "official": {"down.0.0": 4.0, "up.0.0": 1.0},
           "differences": {"sketch, N=40": {"delta": 0.02, "low": -0.01, "high": 0.05, "seeds": 3, "conditions": 64},
                           "style, N=40": None}}
     heads = {"n": 10, "checkpoints": [250, 500],
@@ -96,7 +95,7 @@ def test_the_settings_figure_draws_what_was_measured_and_says_what_was_not():
                                                           "0.1": {"250": 0.81, "500": 0.84}}},
                          "bayesian-heads": {"strength": "head prior scale", "chosen": None, "validation": {}}},
              "heads_minus_regularised": None}
-    profile_axis, delta_axis, heads_axis = plot_profiles_and_heads(eb, heads, official).axes
+    profile_axis, delta_axis, heads_axis = plot_profiles_and_heads(eb, heads).axes
     measured = np.asarray(delta_axis.containers[0].lines[0].get_xdata(), dtype=float)
     np.testing.assert_allclose(measured, [0.02])  # only the measured difference
     assert [label.get_text() for label in delta_axis.get_yticklabels()] == ["sketch, N=40 (3 seeds)"]
@@ -104,5 +103,5 @@ def test_the_settings_figure_draws_what_was_measured_and_says_what_was_not():
     np.testing.assert_allclose(heads_axis.get_lines()[2].get_xydata(), [[500, 0.84]])
     assert "test: not yet run" in heads_axis.get_title()
 
-    nothing = plot_profiles_and_heads(None, None, official).axes
+    nothing = plot_profiles_and_heads(None, None).axes
     assert [axis.texts[0].get_text() for axis in nothing] == ["not measured yet"] * 3

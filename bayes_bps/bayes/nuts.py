@@ -194,8 +194,8 @@ def svi_on_batch(model: BayesianSteering, batch: NoisyBatch, *, steps: int, lr: 
     guide's parameters move, the network is frozen meanwhile. `final_lr` decays the learning
     rate geometrically from `lr` to it over the steps: at a constant rate Adam's noisy ELBO
     gradients keep the guide jittering about the optimum by about `lr`, which a narrow
-    posterior notices. Each step's negative ELBO is
-    appended to `losses` when one is given; `progress` shows a bar with it."""
+    posterior notices. Each step's negative ELBO is appended to `losses` when one is given;
+    `progress` shows a bar with it."""
     elbo = Trace_ELBO(num_particles=num_particles)
     with _fixed_network_posterior(model, seed):
         guide = fresh_guide(model, batch, family)

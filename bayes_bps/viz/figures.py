@@ -193,19 +193,19 @@ def _not_measured(axis, title: str) -> None:
     axis.set_axis_off()
 
 
-def plot_profiles_and_heads(eb: dict | None, heads: dict | None, official: dict[str, float]) -> Figure:
+def plot_profiles_and_heads(eb: dict | None, heads: dict | None) -> Figure:
     """The Bayesian layer as a source of settings (#15 items 3 and 5), from `bayesian_value.py`'s
     eb_profiles.json and heads.json (None, or entries still null, where not measured yet):
-    (a) each task's empirical-Bayes profile against the official constants; (b) deterministic
-    BPS refitted with such a profile minus the official constants, paired over seeds and test
-    conditions; (c) the N = 10 validation curves of Bayesian heads and of regularised
+    (a) each task's empirical-Bayes profile against the official constants (eb["official"]);
+    (b) deterministic BPS refitted with such a profile minus the official constants, paired over
+    seeds and test conditions; (c) the N = 10 validation curves of Bayesian heads and of regularised
     deterministic BPS, one line per strength, the chosen one marked, the paired test
     difference of the two winners in the title."""
     figure = Figure(figsize=(15, 4.2), layout="constrained")
     profile_axis, delta_axis, heads_axis = figure.subplots(1, 3, width_ratios=(1.3, 1, 1))
 
     if eb and eb["profiles"]:
-        _draw_profiles_by_task(profile_axis, eb["profiles"], official)
+        _draw_profiles_by_task(profile_axis, eb["profiles"], eb["official"])
         profile_axis.set_title("(a) empirical-Bayes profiles, N = 40")
     else:
         _not_measured(profile_axis, "(a) empirical-Bayes profiles, N = 40")
