@@ -32,9 +32,10 @@ so far (`--items`, all by default):
   shapes, seeds `--profile-seeds`, and sketch's profiles transferred to N = 10, N = 160 and to
   digits. It refits only where the grid has finished the cells it pairs with (the study folder
   `--study`), so it is re-run as the grid advances. eb_profiles.json and eb_profiles.png.
-- **heads** (`experiments.small_n`): at N = 10, Bayesian port heads against deterministic BPS
-  regularised by weight decay and early stopping, each searched on validation (strength ×
-  checkpoint) and its winner refitted on `SmallN.seeds` and scored on the test sketches, paired.
+- **heads** (`experiments.small_n`): at N = 10, Bayesian port heads (regularised by the
+  likelihood temperature λ) against deterministic BPS regularised by weight decay and early
+  stopping, each searched on validation (strength × checkpoint) and its winner refitted on
+  `SmallN.seeds` and scored on the test sketches, paired.
   Resumable CSVs in small_n/ (`--heads-methods` splits the two methods over two processes);
   the search, the winners and the paired difference go to heads.json. Hours of CPU.
 

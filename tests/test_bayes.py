@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from torch.distributions import biject_to
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from bayes_bps.base import TrainingPairs
@@ -162,6 +163,12 @@ def test_bayesian_heads_are_drawn_and_exported_as_their_median(setup):
     assert draws["head.0.weight"].std() > 0.02  # the guide starts at the Normal(0, 0.05) prior
     adapter = objective.export_adapter()
     assert torch.equal(adapter.heads[0].weight, objective.guide.median()["head.0.weight"])
+    concentration = objective.guide.head_concentration()
+    assert set(concentration) == {site for site in draws if site.startswith("head.")}
+    assert all(value == 0.0 for value in concentration.values())  # at the prior: loc 0, every draw random
+    with torch.no_grad():
+        objective.guide.locs.get_parameter("head.0.weight").fill_(0.1)  # σ = 0.05 everywhere: ‖μ‖/‖σ‖ = 2
+    assert objective.guide.head_concentration()["head.0.weight"] == pytest.approx(2.0, rel=1e-4)
 
 
 def test_a_profile_with_zero_weights_cannot_be_a_lognormal_prior(setup):
@@ -205,6 +212,30 @@ def test_bayesian_heads_learn_from_the_elbo(setup):
     assert objective.loss_label == "-elbo per pair"
     objective(batch, step=3).backward()
     assert any(g.abs().sum() > 0 for g in _gradients(objective.model.adapter).values())
+
+
+def _elbo_at_prior(base, batch, head_scale: float, guide_scale: float) -> float:
+    """The negative ELBO, with seeded draws, of a Bayesian-heads model under a Normal(0,
+    `head_scale`) prior whose guide is Normal(0, `guide_scale`) on every head weight."""
+    objective = ELBOObjective(_model(base, SteeringPriors(head_scale=head_scale)), batch)
+    guide = objective.guide
+    with torch.no_grad():
+        for name, scale in guide.scales.named_parameters():
+            if name.startswith("head."):
+                scale.copy_(biject_to(guide.scale_constraint).inv(torch.full_like(scale, guide_scale)))
+    torch.manual_seed(3)
+    return objective(batch, step=10).item()
+
+
+def test_the_head_prior_scale_sets_units_not_the_posterior(setup):
+    """Scale-free heads predict the same noise for heads W and c·W, and KL(N(cμ, cσ) ‖ N(0, cs))
+    = KL(N(μ, σ) ‖ N(0, s)): the negative ELBO is the same at every prior scale s once the guide
+    is scaled with it, so s cannot regularise the heads (only the likelihood's weight λ can).
+    Control: the same guide under a prior of another scale does change the ELBO."""
+    base, _, batch = setup
+    small, large = _elbo_at_prior(base, batch, 0.1, 0.1), _elbo_at_prior(base, batch, 1.0, 1.0)
+    assert small == pytest.approx(large, rel=1e-4)
+    assert abs(_elbo_at_prior(base, batch, 1.0, 0.1) - small) > 100 * abs(large - small)
 
 
 @pytest.mark.slow  # a Hessian through the UNet: ~5 s

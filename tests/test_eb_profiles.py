@@ -93,7 +93,7 @@ def test_the_settings_figure_draws_what_was_measured_and_says_what_was_not():
              "methods": {"deterministic": {"strength": "weight decay", "chosen": [0.1, 500],
                                            "validation": {"0.0": {"250": 0.80, "500": 0.82},
                                                           "0.1": {"250": 0.81, "500": 0.84}}},
-                         "bayesian-heads": {"strength": "head prior scale", "chosen": None, "validation": {}}},
+                         "bayesian-heads": {"strength": "likelihood temperature", "chosen": None, "validation": {}}},
              "heads_minus_regularised": None}
     profile_axis, delta_axis, heads_axis = plot_profiles_and_heads(eb, heads).axes
     measured = np.asarray(delta_axis.containers[0].lines[0].get_xdata(), dtype=float)

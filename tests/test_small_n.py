@@ -31,10 +31,11 @@ def test_the_winner_is_the_best_validation_checkpoint_of_a_finished_search(tmp_p
 
 def test_options_regularise_each_method_its_own_way(tmp_path):
     setup = _setup(tmp_path)
-    deterministic = small_n._fit_options(setup, "deterministic", 0.1, seed=2, steps=500)
-    heads = small_n._fit_options(setup, "bayesian-heads", 0.2, seed=2, steps=500)
+    deterministic = small_n.fit_options(setup, "deterministic", 0.1, seed=2, steps=500)
+    heads = small_n.fit_options(setup, "bayesian-heads", 0.2, seed=2, steps=500)
     assert (deterministic.weight_decay, deterministic.priors.head_scale, deterministic.lr) == (0.1, None, 1e-3)
-    assert (heads.weight_decay, heads.priors.head_scale, heads.lr) == (0.0, 0.2, 3e-3)
+    assert deterministic.temperature is None  # deterministic BPS has no likelihood to temper
+    assert (heads.weight_decay, heads.priors.head_scale, heads.temperature, heads.lr) == (0.0, 1.0, 0.2, 3e-3)
     assert deterministic.steps == heads.steps == 500 and heads.n_train == 10 and heads.seed == 2
 
 

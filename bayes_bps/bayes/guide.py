@@ -10,7 +10,7 @@ from torch.distributions import biject_to
 
 from .local_params import module_local
 from .model import BayesianSteering
-from .priors import COEFFICIENTS
+from .priors import COEFFICIENTS, HEAD_SITE
 
 
 @module_local
@@ -49,6 +49,18 @@ class SteeringGuide(AutoNormal):
             divergences[site] = (torch.log(prior_sd / sd) + (sd**2 + (mean - torch.as_tensor(prior_mean)) ** 2)
                                  / (2 * prior_sd**2) - 0.5)
         return divergences
+
+    @torch.no_grad()
+    def head_concentration(self) -> dict[str, float]:
+        """Per Bayesian head site, ‖μ‖/‖σ‖: how far a draw's direction is fixed by q's location
+        rather than its noise (a draw is μ + σ·ξ, and ‖σ·ξ‖ ≈ ‖σ‖). Near 0 the heads are random
+        draws; well above 1 they are nearly point estimates. Empty without Bayesian heads."""
+        concentration = {}
+        for site in self.prototype_trace.nodes:
+            if site.startswith(HEAD_SITE):
+                mean, sd = self._get_loc_and_scale(site)
+                concentration[site] = float(mean.norm() / sd.norm())
+        return concentration
 
     @torch.no_grad()
     def fusion_mean(self) -> torch.Tensor:

@@ -35,8 +35,9 @@ official zero-initialised heads. Sampling uses α = 1.
 
 The adapter is a plain torch child module; σ(t) (`likelihood.NoiseScale`) is a point estimate,
 fitted by type-II maximum likelihood on its own learning rate. With Bayesian heads
-(`head_scale`), the head weights are latent too (their directions; the RMS normalisation
-removes their scale).
+(`head_scale`), the head weights are latent too. Only their directions matter (the RMS
+normalisation removes their scale), so the isotropic prior is uniform over directions whatever
+its scale, and the likelihood's temperature alone sets how far the data move them.
 """
 
 from __future__ import annotations

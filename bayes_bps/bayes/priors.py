@@ -30,7 +30,9 @@ class SteeringPriors:
     slope_scale: float = option(1.0, "sd of the slope s_k of log w_k(t) over τ(t) in [-1, 1] (0 mean: flat in "
                                 "t; at 1 sd a port steers 7.4x more at one end of the schedule)",
                                 above=0, flags=("--slope-prior-scale",))
-    head_scale: float | None = option(None, "make the port heads Bayesian with a Normal(0, s) prior",
+    head_scale: float | None = option(None, "make the port heads Bayesian with a Normal(0, s) prior (the heads are "
+                                      "scale-free, so s sets units only; --temperature sets how far the data "
+                                      "move them)",
                                       above=0, flags=("--head-prior-scale",))
 
     def unconstrained(self, site: str, log_profile: Tensor) -> tuple[Tensor | float, float]:
