@@ -7,7 +7,8 @@
 
 The stages are described in `experiments/tuning.py` and `experiments/data_efficiency.py`.
 Each invocation resumes the files in --out and rebuilds what derives from them: after tune,
-`curves.png` and `settings.csv`; after the grid, `paired.csv`, `paired.md`, `table.md` and
+`curves.png` and `settings.csv`; after the grid, `paired.csv`, `paired.md`, `paired.png` (each
+method − deterministic BPS on each task's primary score), `table.md` and
 `data_efficiency.png`/`.pdf`. It writes its options to `options-<stage>-<domains>.json` and
 appends its wall time to `wall_time.csv`. `data-efficiency --tables-only` rebuilds only the
 derived files from the cells finished so far, and writes neither record: it computed no cell.
@@ -30,7 +31,7 @@ from .experiments.tuning import tune
 from .metrics import PRIMARY_SCORE
 from .utils import options as option_files
 from .utils.cli import fail
-from .viz.figures import plot_data_efficiency, plot_learning_curves, save_figure
+from .viz.figures import plot_data_efficiency, plot_learning_curves, plot_paired_differences, save_figure
 
 WALL_TIME_COLUMNS = ["stage", "domains", "started", "wall_seconds", "machine"]
 
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> Path:
             paired = paired_rows(out, resamples=options.bootstrap_resamples)
             write_rows(out / "paired.csv", PAIRED_COLUMNS, paired)
             (out / "paired.md").write_text(paired_table(paired))
+            save_figure(plot_paired_differences(paired), out, "paired")
             (out / "table.md").write_text(summary_table(rows))
             save_figure(plot_data_efficiency(rows), out, "data_efficiency")
     except ValueError as error:

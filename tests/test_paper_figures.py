@@ -10,8 +10,8 @@ import pytest
 pytestmark = pytest.mark.slow  # every figure script, in a subprocess
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ["port_weights", "data_efficiency", "sample_grids", "weight_profiles", "large_to_small",
-           "bayesian_value", "profiles_and_heads"]
+FIGURES = ["port_weights", "data_efficiency", "data_efficiency_paired", "sample_grids", "weight_profiles",
+           "large_to_small", "bayesian_value", "profiles_and_heads"]
 
 
 def test_make_all_fast_writes_every_figure(tmp_path, fast_work):

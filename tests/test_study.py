@@ -58,7 +58,7 @@ def test_a_small_grid_runs_every_method_pairs_them_and_resumes(tiny_base, tmp_pa
     assert ("t2i-adapter", "bayesian") in against and ("bayesian", "bayesian") not in against
     assert all(row["seeds"] == "2" and float(row["low"]) <= float(row["delta"]) <= float(row["high"])
                for row in paired)
-    for name in ("data_efficiency.png", "table.md", "paired.md", "wall_time.csv",
+    for name in ("data_efficiency.png", "paired.png", "table.md", "paired.md", "wall_time.csv",
                  "options-data-efficiency-digits.json"):
         assert (out / name).is_file(), name
 
