@@ -17,14 +17,11 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from bayes_bps.experiments import small_n
 from bayes_bps.experiments.held_out import score
-from bayes_bps.experiments.methods import FittedMethod
+from bayes_bps.experiments.methods import fit_method
 from bayes_bps.experiments.recipes import read_settings
 from bayes_bps.experiments.records import append_rows
-from bayes_bps.training import build_objective, trainer_for
 
 COLUMNS = ["temperature", "calibrated", "step", "edge_f1",
            "concentration_median", "concentration_min", "concentration_max"]
@@ -47,21 +44,13 @@ def main() -> None:
         temperature = None if label == "calibrated" else float(label)
         options = replace(small_n.fit_options(setup, "bayesian-heads", 1.0, setup.search_seed, args.steps),
                           temperature=temperature)
-        torch.manual_seed(options.seed)  # as `experiments.methods.fit_method` seeds a fit
-        objective = build_objective(options, fits.base, fits.pairs(setup.search_seed))
-        trainer = trainer_for(options, fits.base, fits.pairs(setup.search_seed), objective)
         rows = []
 
-        def at_step(step: int, objective=objective, temperature=temperature, rows=rows) -> None:
-            if step not in checkpoints:
-                return
-            objective.eval()
-            fitted = FittedMethod("bayesian", 0, None, objective.steering)
+        def on_checkpoint(fitted, step: int, seconds: float, temperature=temperature, rows=rows) -> None:
             scored = score(fitted, fits.base, setup.task, validation, ddim_steps=setup.ddim_steps,
                            seed=setup.search_seed, scale=fits.scale("bayesian-heads"))
-            objective.train()
-            concentration = list(objective.guide.head_concentration().values())
-            rows.append({"temperature": f"{float(objective.model.temperature):.3g}",
+            concentration = list(fitted.objective.guide.head_concentration().values())
+            rows.append({"temperature": f"{float(fitted.objective.model.temperature):.3g}",
                          "calibrated": temperature is None, "step": step,
                          "edge_f1": f"{float(scored.scores['edge_f1'].mean()):.4f}",
                          "concentration_median": f"{statistics.median(concentration):.3g}",
@@ -69,8 +58,8 @@ def main() -> None:
                          "concentration_max": f"{max(concentration):.3g}"})
             print(rows[-1], flush=True)
 
-        objective.train()
-        trainer.train(args.steps, on_step=at_step, description=f"Bayesian heads, λ {label}")
+        fit_method("bayesian", fits.base, fits.pairs(setup.search_seed), options, checkpoints=checkpoints,
+                   on_checkpoint=on_checkpoint)
         append_rows(args.out / "concentration.csv", COLUMNS, rows)
 
 

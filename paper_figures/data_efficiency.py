@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from common import ROOT, parse_args, work_folder
 
-from bayes_bps.experiments.records import read_rows
-from bayes_bps.experiments.tables import paired_rows
-from bayes_bps.viz.figure_runs import study_rows
+from bayes_bps.viz.figure_runs import study_paired_rows, study_rows
 from bayes_bps.viz.figures import plot_data_efficiency, plot_paired_differences, save_figure
 
 
@@ -16,7 +14,7 @@ def main(argv: list[str] | None = None) -> list:
     args = parse_args(__doc__, argv)
     rows, folder = study_rows(args.fast, work_folder(args), root=ROOT)
     print(f"data efficiency: {len(rows)} rows from {folder}")
-    paired = read_rows(folder / "paired.csv") or paired_rows(folder)  # the study writes it after its grid
+    paired = study_paired_rows(folder)
     return [*save_figure(plot_data_efficiency(rows), args.out, "data_efficiency"),
             *save_figure(plot_paired_differences(paired), args.out, "data_efficiency_paired")]
 

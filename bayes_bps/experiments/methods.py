@@ -61,6 +61,7 @@ class FittedMethod:
     seconds_per_step: float | None  # None: nothing was trained
     steering: Callable[..., AbstractContextManager]  # (conditions, scale) -> steered-UNet context
     posterior_profile: dict[str, float] | None = None  # Bayesian BPS: each port's posterior-mean w_k
+    objective: SteeringObjective | None = None  # what was trained (None: nothing), for diagnostics
 
     @torch.no_grad()
     def sample(self, base: FrozenBase, conditions: Tensor, captions: list[str], *, steps: int,
@@ -99,7 +100,7 @@ def fit_method(name: str, base: FrozenBase, pairs: TrainingPairs, options: FitOp
     torch.manual_seed(options.seed)
     objective = builder(base, pairs, options)
     trainer = trainer_for(options, base, pairs, objective)
-    fitted = FittedMethod(name, trainable_parameters(objective), None, objective.steering)
+    fitted = FittedMethod(name, trainable_parameters(objective), None, objective.steering, objective=objective)
     training_seconds, started = 0.0, time.perf_counter()
 
     def at_step(step: int) -> None:

@@ -10,6 +10,7 @@ seconds: it pretrains a two-step 16x16 digits base (the tests' `tiny_base` too) 
     inputs = figure_inputs(fast=True, work=Path("/tmp/work"))
     run = load_run(inputs.default)
     rows, folder = study_rows(fast=True, work=Path("/tmp/work"))
+    paired = study_paired_rows(folder)
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 from ..base.pretraining import PretrainOptions, pretrain
 from ..experiments.data_efficiency import data_efficiency, read_results
 from ..experiments.options import StudyOptions
+from ..experiments.records import read_rows
+from ..experiments.tables import paired_rows
 from ..training import FitOptions
 from ..utils.options import check
 from .report import fit_and_report
@@ -96,3 +99,9 @@ def study_rows(fast: bool, work: Path | None = None, root: Path = Path(".")) -> 
                                  settings="published", batch_size=2, preset="tiny", eval_samples=4,
                                  reference_samples=4, ddim_steps=2, bootstrap_resamples=20))
     return data_efficiency(options, progress=False), options.out
+
+
+def study_paired_rows(folder: Path) -> list[dict]:
+    """The study folder's paired differences: its paired.csv, which the study writes after its
+    grid, or computed from its cells where there is none (fast mode's folder)."""
+    return read_rows(Path(folder) / "paired.csv") or paired_rows(folder)
