@@ -15,7 +15,7 @@ posterior of the coefficients is a low-dimensional density that NUTS samples. Th
 approximations are set against it, in the guide's unconstrained space:
 
 - SVI: a fresh guide fitted on the same batch (`svi_on_batch`), mean-field as in a fit or, with
-  `--svi-family flow`, a normalising flow;
+  `--svi-family full-rank`, a correlated Gaussian, or with `--svi-family flow`, a normalising flow;
 - the control: a guide that was never updated (still the prior), which any check of agreement
   must reject;
 - KL(SVI ‖ prior), to show that the posterior moved (the check is vacuous when it did not).
@@ -109,8 +109,8 @@ def main() -> None:
     parser.add_argument("--svi-steps", type=int, default=400)
     parser.add_argument("--svi-particles", type=int, default=1, help="ELBO particles per SVI step")
     parser.add_argument("--svi-family", choices=GUIDE_FAMILIES, default="mean-field",
-                        help="SVI's guide: the package's mean-field guide, or a normalising flow over the same "
-                             "coefficients (is the family what keeps SVI off NUTS?)")
+                        help="SVI's guide: the package's mean-field guide, a full-rank Gaussian or a normalising "
+                             "flow over the same coefficients (is the family what keeps SVI off NUTS?)")
     parser.add_argument("--svi-lr", type=float, default=0.01, help="SVI's Adam learning rate")
     parser.add_argument("--svi-final-lr", type=float, default=None,
                         help="decay SVI's learning rate geometrically to this by the last step")
