@@ -140,25 +140,6 @@ def test_a_flow_guide_fitted_on_a_flat_likelihood_gives_back_the_prior():
         fresh_guide(model, batch, "low-rank")
 
 
-def test_a_fresh_full_rank_guide_is_the_prior():
-    """The full-rank family starts where the mean-field guide does: at the prior, uncorrelated.
-    Its draws have the prior's moments (log w ~ N(log profile, 1), slope ~ N(0, 1)); the
-    control is the same guide one step of SVI later, whose correlations are no longer 0."""
-    base = tiny_pixel_base()
-    batch = _random_batch(base, 4)
-    model = _model(base)
-    guide = fresh_guide(model, batch, "full-rank")
-    ports = len(model.port_names)
-    assert torch.allclose(guide.loc, torch.cat([model.log_profile, torch.zeros(ports)]))
-    assert torch.allclose(guide.scale, torch.ones(2 * ports)) and torch.equal(guide.scale_tril, torch.eye(2 * ports))
-    with seeded(0):
-        draws = posterior_draws(guide, 4000)
-    assert (draws["fusion"].log().mean(0) - model.log_profile).abs().max() < 0.1  # 6 s.e. of a mean
-    assert (torch.cat([draws["fusion"].log().std(0), draws["slope"].std(0)]) - 1).abs().max() < 0.1
-    moved = svi_on_batch(model, batch, steps=1, lr=0.01, family="full-rank")
-    assert moved.scale_tril.tril(-1).abs().max() > 0
-
-
 @pytest.mark.slow  # NUTS, briefly
 def test_nuts_in_its_own_coordinates_has_the_promised_shapes_and_leaves_the_rng_alone():
     """The unpreconditioned path, in a few steps: shapes, own seeds, the caller's RNG untouched."""

@@ -41,7 +41,7 @@ def test_the_exported_posterior_is_the_guides(exported):
     pipe = BPSPipeline.from_pretrained(folder)
     guide, model = run.objective.guide, run.objective.model
     for site in ("fusion", "slope"):
-        location, scale = guide._get_loc_and_scale(site)
+        location, scale = guide.marginal(site)
         torch.testing.assert_close(getattr(pipe.posterior, f"{site}_loc"), location.detach())
         torch.testing.assert_close(getattr(pipe.posterior, f"{site}_scale"), scale.detach())
     draws = pipe.posterior.draws(3, torch.Generator().manual_seed(0))

@@ -2,9 +2,10 @@
 
 `SteeringPosterior` holds what sampling needs from a fit, and nothing of its training:
 
-- Bayesian: the guide's Normal over (log w_k, s_k) per port (locations and scales) and the
-  reference scales ρ_k; a draw is w_k = exp(μ + σ z), s_k = μ + σ z, z ~ N(0, 1), which is
-  exactly what the guide draws (`AutoNormal` over the same unconstrained space);
+- Bayesian: the guide's Normal over (log w_k, s_k) per port (locations, scales and the
+  Cholesky factor L of their correlation, the identity for a mean-field guide) and the
+  reference scales ρ_k; a draw is w_k = exp(μ + σ z), s_k = μ + σ z with z = L ξ, ξ ~ N(0, I),
+  which is exactly the guide's distribution over the same unconstrained space;
 - deterministic: the fixed port weights of the official recipe.
 
 `save_pretrained` / `from_pretrained` (diffusers' `ModelMixin`) write and read it, so an
@@ -30,6 +31,7 @@ class SteeringPosterior(ModelMixin, ConfigMixin):
         ports = len(port_names)
         for name in ("fusion_loc", "fusion_scale", "slope_loc", "slope_scale", "reference", "fixed_weights"):
             self.register_buffer(name, torch.zeros(ports))
+        self.register_buffer("correlation_cholesky", torch.eye(2 * ports))  # (log w, s) of every port
 
     @classmethod
     def from_guide(cls, model, guide) -> SteeringPosterior:
@@ -40,9 +42,10 @@ class SteeringPosterior(ModelMixin, ConfigMixin):
         posterior = cls(list(model.port_names), True, model.base.num_train_timesteps)
         with torch.no_grad():
             for site in ("fusion", "slope"):
-                location, scale = guide._get_loc_and_scale(site)  # unconstrained: log w and s
+                location, scale = guide.marginal(site)  # unconstrained: log w and s
                 getattr(posterior, f"{site}_loc").copy_(location.detach())
                 getattr(posterior, f"{site}_scale").copy_(scale.detach())
+            posterior.correlation_cholesky.copy_(guide.correlation_cholesky())
             posterior.reference.copy_(model.reference)
         return posterior
 
@@ -57,9 +60,11 @@ class SteeringPosterior(ModelMixin, ConfigMixin):
     def draws(self, num_draws: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """`num_draws` joint draws (K, P) of the fusion coefficients and slopes."""
         self._require_bayesian("draws")
-        noise = torch.randn((2, num_draws, len(self.config.port_names)), generator=generator).to(self.fusion_loc)
-        return {"fusion": torch.exp(self.fusion_loc + self.fusion_scale * noise[0]),
-                "slope": self.slope_loc + self.slope_scale * noise[1]}
+        ports = len(self.config.port_names)
+        noise = torch.randn((2, num_draws, ports), generator=generator).to(self.fusion_loc)
+        z = torch.cat(list(noise), dim=1) @ self.correlation_cholesky.T  # (K, 2P): log w's, then slopes
+        return {"fusion": torch.exp(self.fusion_loc + self.fusion_scale * z[:, :ports]),
+                "slope": self.slope_loc + self.slope_scale * z[:, ports:]}
 
     def mean(self) -> dict[str, Tensor]:
         """The posterior means (K = 1): E w = exp(μ + σ²/2), E s = μ."""

@@ -7,11 +7,11 @@ coefficient and slope of every port) is a low-dimensional density that NUTS samp
 plate scaling, so the target is the very posterior the guide approximates. `svi_on_batch` fits
 a fresh guide on the same batch with the network held fixed, so the two posteriors differ only
 by the variational approximation and Monte Carlo error, not by data.
-`diagnostics.compare_posteriors` puts them side by side. Its guide is the package's mean-field
-`SteeringGuide`, a full-rank Gaussian over the same coefficients (`family="full-rank"`, which
-keeps the closed forms of a Normal but has their correlations), or an inverse-autoregressive
-flow (`family="flow"`), which can also follow curved dependence between them: the checks of
-whether the mean-field family, rather than the optimisation, is what keeps SVI off NUTS.
+`diagnostics.compare_posteriors` puts them side by side. Its guide is one of the package's two
+families (`guide.py`: mean-field, or full-rank, which has the coefficients' correlations), or an
+inverse-autoregressive flow (`family="flow"`), which can also follow curved dependence between
+them: the checks of whether the variational family, rather than the optimisation, is what keeps
+SVI off NUTS.
 
 Chains run one after another in this process, each with its own seed and a starting point drawn
 from the prior (overdispersed against a posterior narrower than the prior, as R-hat wants).
@@ -38,14 +38,15 @@ import pyro.distributions as dist
 import torch
 from pyro import poutine
 from pyro.infer import MCMC, NUTS, Trace_ELBO
-from pyro.infer.autoguide import AutoIAFNormal, AutoMultivariateNormal
+from pyro.infer.autoguide import AutoIAFNormal
 from pyro.infer.autoguide.initialization import init_to_sample, init_to_value
 from pyro.util import get_rng_state, set_rng_state
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..base import NoisyBatch
-from .guide import SteeringGuide
+from .guide import GUIDE_FAMILIES as PACKAGE_FAMILIES
+from .guide import FullRankSteeringGuide, SteeringGuide, make_guide
 from .model import BayesianSteering
 from .priors import COEFFICIENTS
 from .temperature import gauss_newton_precision
@@ -105,9 +106,9 @@ class _Whitened:
     approximation, which has the correlations (between a port's log w and slope, and between
     ports) that the mean-field guide lacks."""
 
-    def __init__(self, model: BayesianSteering, guide: SteeringGuide, batch: NoisyBatch):
+    def __init__(self, model: BayesianSteering, guide: SteeringGuide | FullRankSteeringGuide, batch: NoisyBatch):
         self.model, self.ports = model, len(model.port_names)
-        location = {site: getattr(guide.locs, site).detach() for site in COEFFICIENTS}
+        location = {site: guide.marginal(site)[0].detach() for site in COEFFICIENTS}
         precision = gauss_newton_precision(model, {"fusion": location["fusion"].exp(), "slope": location["slope"]},
                                            batch)
         prior_sd = torch.cat([torch.full((self.ports,), model.unconstrained_prior(site)[1], dtype=torch.float64)
@@ -133,7 +134,7 @@ class _Whitened:
 
 def nuts_reference(model: BayesianSteering, batch: NoisyBatch, *, num_samples: int = 200,
                    warmup_steps: int = 200, num_chains: int = 4, seed: int = 0,
-                   whiten_by: SteeringGuide | None = None, target_accept_prob: float = 0.8,
+                   whiten_by: SteeringGuide | FullRankSteeringGuide | None = None, target_accept_prob: float = 0.8,
                    progress: bool = False) -> NutsReference:
     """Draws from the exact posterior of the coefficients given `batch`, the network fixed.
 
@@ -165,52 +166,33 @@ def nuts_reference(model: BayesianSteering, batch: NoisyBatch, *, num_samples: i
     return NutsReference(draws=draws, diverging=diverging)
 
 
-GUIDE_FAMILIES = ("mean-field", "full-rank", "flow")
+GUIDE_FAMILIES = (*PACKAGE_FAMILIES, "flow")
 FLOW_HIDDEN, FLOW_TRANSFORMS = 64, 2  # 26 coefficients at the default: a small flow is plenty
 
 
 def fresh_guide(model: BayesianSteering, batch: NoisyBatch,
-                family: str = "mean-field") -> SteeringGuide | AutoMultivariateNormal | AutoIAFNormal:
-    """An unfitted guide of `family` with its parameters set up on `batch`: the package's
-    mean-field guide at the prior, as in a fit; a full-rank Gaussian (Pyro's
-    `AutoMultivariateNormal`) over the same coefficient sites, also at the prior (its
-    correlations start at 0); or an inverse-autoregressive flow (Pyro's `AutoIAFNormal`),
-    which starts near a standard normal in the unconstrained space, not at the prior, and so
-    needs more steps to arrive."""
+                family: str = "mean-field") -> SteeringGuide | FullRankSteeringGuide | AutoIAFNormal:
+    """An unfitted guide of `family` with its parameters set up on `batch`: one of the package's
+    families at the prior, as in a fit, or an inverse-autoregressive flow (Pyro's
+    `AutoIAFNormal`) over the same coefficient sites, which starts near a standard normal in
+    the unconstrained space, not at the prior, and so needs more steps to arrive."""
     if family not in GUIDE_FAMILIES:
         raise ValueError(f"unknown guide family {family!r}; choose from {GUIDE_FAMILIES}")
     _check_point_estimated_heads(model)
-    if family == "mean-field":
-        guide = SteeringGuide(model)
+    if family in PACKAGE_FAMILIES:
+        guide = make_guide(model, family)
         guide(batch)
         guide.start_at_prior()
-        return guide
-    if family == "full-rank":
-        guide = AutoMultivariateNormal(model)
-        guide(batch)
-        _start_full_rank_at_prior(guide, model)
         return guide
     guide = AutoIAFNormal(model, hidden_dim=[FLOW_HIDDEN], num_transforms=FLOW_TRANSFORMS)
     guide(batch)
     return guide
 
 
-@torch.no_grad()
-def _start_full_rank_at_prior(guide: AutoMultivariateNormal, model: BayesianSteering) -> None:
-    """The prior's locations and scales, site by site in the guide's packing order, no correlation."""
-    locations, scales = [], []
-    for site, shape in guide._unconstrained_shapes.items():
-        location, scale = model.unconstrained_prior(site)
-        locations.append(torch.as_tensor(location, dtype=torch.float32).expand(shape).reshape(-1))
-        scales.append(torch.full((locations[-1].numel(),), float(scale)))
-    guide.loc.copy_(torch.cat(locations))
-    guide.scale = torch.cat(scales)  # PyroModule stores it unconstrained
-
-
 def svi_on_batch(model: BayesianSteering, batch: NoisyBatch, *, steps: int, lr: float = 0.01,
                  final_lr: float | None = None, seed: int = 0, num_particles: int = 1, family: str = "mean-field",
                  losses: list[float] | None = None,
-                 progress: bool = False) -> SteeringGuide | AutoMultivariateNormal | AutoIAFNormal:
+                 progress: bool = False) -> SteeringGuide | FullRankSteeringGuide | AutoIAFNormal:
     """A fresh guide of `family` (`fresh_guide`) fitted by SVI on the fixed `batch`; only the
     guide's parameters move, the network is frozen meanwhile. `final_lr` decays the learning
     rate geometrically from `lr` to it over the steps: at a constant rate Adam's noisy ELBO

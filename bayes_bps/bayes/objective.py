@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ..base import NoisyBatch
 from ..steering import BPSAdapter, steer
 from .draws import posterior_draws
-from .guide import SteeringGuide
+from .guide import make_guide
 from .model import BayesianSteering
 from .priors import HEAD_SITE
 from .temperature import SandwichEstimate
@@ -43,13 +43,14 @@ class ELBOObjective(nn.Module):
       frozen one);
     - `kl_anneal_steps` > 0 ramps the weight of the KL term (prior and guide densities) from 0 to 1;
     - `calibrate_temperature`: from the end of the warm-up, the next `calibration.batches` steps
-      estimate λ by the sandwich rule (`temperature.py`) at the guide's mean, and λ is fixed to it.
+      estimate λ by the sandwich rule (`temperature.py`) at the guide's mean, and λ is fixed to it;
+    - `guide_family`: the variational family, mean-field or full-rank (`guide.py`).
     """
 
     def __init__(self, model: BayesianSteering, example_batch: NoisyBatch, *, warmup_steps: int = 0,
-                 kl_anneal_steps: int = 0, calibrate_temperature: bool = False):
+                 kl_anneal_steps: int = 0, calibrate_temperature: bool = False, guide_family: str = "mean-field"):
         super().__init__()
-        self.model, self.guide = model, SteeringGuide(model)
+        self.model, self.guide = model, make_guide(model, guide_family)
         self.warmup_steps, self.kl_anneal_steps = warmup_steps, kl_anneal_steps
         self.calibration = SandwichEstimate() if calibrate_temperature else None
         self.elbo = Trace_ELBO()
@@ -72,7 +73,7 @@ class ELBOObjective(nn.Module):
         """What a tracker follows: KL(q ‖ p) per pair (the rest of the loss is the tempered
         likelihood), λ, σ(t) per noise band, and each port's posterior medians."""
         model = self.model
-        kl = sum(float(divergence.sum()) for divergence in self.guide.kl_to_prior().values())
+        kl = self.guide.total_kl()
         scalars = {"kl_per_pair": kl / model.n_train, "kl_nats": kl, "temperature": float(model.temperature)}
         scalars.update({f"sigma/band_{k}": float(value)
                         for k, value in enumerate(model.noise_scale.log_scale.exp())})

@@ -67,14 +67,15 @@ def weight_curves(model: BayesianSteering, draws: dict[str, Tensor], timesteps: 
 def posterior_shift(run: FittedRun) -> pd.DataFrame:
     """Per coefficient and port, in the guide's space where prior and posterior are both Normal
     (log w for the fusion coefficients): the shift of the mean in prior sd, the sd ratio, and
-    KL(posterior ‖ prior) in nats. A posterior still on its prior reads shift 0, ratio 1, KL 0."""
+    KL(posterior ‖ prior) in nats of the marginal (a full-rank guide's correlations add to the
+    joint KL, `guide.total_kl()`). A posterior still on its prior reads shift 0, ratio 1, KL 0."""
     _check_bayesian(run)
     model, guide = run.objective.model, run.objective.guide
     divergences, rows = guide.kl_to_prior(), []
     for site in COEFFICIENTS:
         prior_mean, prior_sd = model.unconstrained_prior(site)
         prior_mean = torch.as_tensor(prior_mean).expand(len(model.port_names))
-        mean, sd = getattr(guide.locs, site).detach(), getattr(guide.scales, site).detach()
+        mean, sd = (value.detach() for value in guide.marginal(site))
         kl = divergences[site]
         label = "log_fusion" if site == "fusion" else site
         for k, port in enumerate(model.port_names):

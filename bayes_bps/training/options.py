@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..base import DEFAULT_GUIDANCE_SCALE, SCHEDULERS
 from ..base.pairs import TIMESTEP_SAMPLING
-from ..bayes import SteeringPriors
+from ..bayes import GUIDE_FAMILIES, SteeringPriors
 from ..data import HELD_OUT, check_task, parse_domain
 from ..steering import PRESETS, PROFILES
 from ..utils.options import option
@@ -37,6 +37,8 @@ class FitOptions:
                                          "the warm-up (bayes/temperature.py) and fix it; --no-calibrate-temperature "
                                          "uses λ = 1/D (each example one observation)")
     priors: SteeringPriors = option(SteeringPriors(), "priors of the steering coefficients")
+    guide: str = option("mean-field", "variational family of the coefficients: mean-field, or full-rank (their "
+                        "correlations; point-estimated heads only)", choices=GUIDE_FAMILIES)
     # optimisation
     steps: int = option(1000, "optimisation steps", low=1)
     batch_size: int = option(8, "pairs per step", low=1)
@@ -82,6 +84,9 @@ class FitOptions:
             raise ValueError(f"--profile must be one of {', '.join(PROFILES)} or a .json file, got {self.profile!r}")
         parse_domain(self.domain)
         check_task(self.domain, self.task)
+        if self.guide == "full-rank" and self.priors.head_scale is not None:
+            raise ValueError("--guide full-rank covers the coefficients only; Bayesian heads (--head-prior-scale) "
+                             "need --guide mean-field")
         if self.eval_domain is not None:
             if not parse_domain(self.eval_domain)[0].needs_path:
                 raise ValueError(f"--eval-domain must be a folder:PATH, got {self.eval_domain!r}; a built-in "

@@ -92,7 +92,8 @@ def build_objective(options: FitOptions, base: FrozenBase, pairs: TrainingPairs)
     example = pairs.noisy_batch(base, pairs.draw_indices(options.batch_size, generator), generator)
     calibrate = options.temperature is None and options.calibrate_temperature
     return ELBOObjective(model, example, warmup_steps=options.steering_warmup,
-                         kl_anneal_steps=options.kl_anneal_steps, calibrate_temperature=calibrate)
+                         kl_anneal_steps=options.kl_anneal_steps, calibrate_temperature=calibrate,
+                         guide_family=options.guide)
 
 
 def read_options(run_dir: Path) -> FitOptions:
