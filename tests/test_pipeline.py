@@ -21,10 +21,11 @@ TINY = ["--domain", "digits", "--n-train", "6", "--preset", "tiny", "--batch-siz
 
 @pytest.fixture(scope="module")
 def exported(tiny_base, tmp_path_factory):
-    """A Bayesian and a deterministic tiny run, each exported."""
+    """A Bayesian (each guide family) and a deterministic tiny run, each exported."""
     root = tmp_path_factory.mktemp("pipelines")
     folders = {}
-    for kind, extra in (("bayesian", []), ("deterministic", ["--deterministic"])):
+    for kind, extra in (("bayesian", []), ("bayesian-full-rank", ["--guide", "full-rank"]),
+                        ("deterministic", ["--deterministic"])):
         fit_main([*TINY, "--base", str(tiny_base), "--out", str(root / f"run-{kind}"), *extra])
         folders[kind] = (root / f"run-{kind}", export_main([str(root / f"run-{kind}"), str(root / kind)]))
     return folders
@@ -35,8 +36,9 @@ def _conditions(run_dir, count=2):
     return run, run.pairs.conditions[:count], run.pairs.captions[:count]
 
 
-def test_the_exported_posterior_is_the_guides(exported):
-    run_dir, folder = exported["bayesian"]
+@pytest.mark.parametrize("kind", ["bayesian", "bayesian-full-rank"])
+def test_the_exported_posterior_is_the_guides(exported, kind):
+    run_dir, folder = exported[kind]
     run, _, _ = _conditions(run_dir)
     pipe = BPSPipeline.from_pretrained(folder)
     guide, model = run.objective.guide, run.objective.model
@@ -44,6 +46,7 @@ def test_the_exported_posterior_is_the_guides(exported):
         location, scale = guide.marginal(site)
         torch.testing.assert_close(getattr(pipe.posterior, f"{site}_loc"), location.detach())
         torch.testing.assert_close(getattr(pipe.posterior, f"{site}_scale"), scale.detach())
+    torch.testing.assert_close(pipe.posterior.correlation_cholesky, guide.correlation_cholesky())
     draws = pipe.posterior.draws(3, torch.Generator().manual_seed(0))
     timesteps = torch.tensor([0, 400, 999] * 4)  # 3 draws x 2 conditions, doubled by guidance
     exported_weights = pipe.posterior.port_weights(draws, 2)(timesteps)
