@@ -3,12 +3,12 @@
 - `SteeringGuide` (`--guide mean-field`): an independent Normal for every coefficient and every
   Bayesian head weight.
 - `FullRankSteeringGuide` (`--guide full-rank`): one Normal with a full covariance over every
-  port's (log w_k, s_k). A port's log w depends on its own slope and on its neighbours' weights,
-  and a product of independent Normals settles a mean off the exact posterior's (0.59 NUTS sd at
-  worst on the default fit; `benchmarks/RESULTS.md`, "SVI against NUTS", sets both families
-  against the same NUTS draws). Its 2P(2P+1)/2 covariance entries are few beside a UNet pass; it
+  port's (log w_k, s_k), for the linear correlations between ports and slopes that a product of
+  independent Normals drops. Its 2P(2P+1)/2 covariance entries are few beside a UNet pass; it
   covers the coefficients only, so it needs point-estimated heads (thousands of head weights
-  would need a covariance of millions).
+  would need a covariance of millions). On the default fit those correlations are weak
+  (|ρ| ≤ 0.36 in the NUTS draws) and what keeps SVI off NUTS is curved dependence, which neither
+  family follows (`benchmarks/RESULTS.md`, "SVI against NUTS").
 
 Both are Normal in the guide's unconstrained space (log w for the LogNormal), as the priors are,
 so both start *at the prior* (the official constants, flat time profiles; no correlation) and
