@@ -167,7 +167,7 @@ class FullRankSteeringGuide(_CoefficientPosterior, AutoMultivariateNormal):
         return cholesky / cholesky.pow(2).sum(-1).sqrt()[:, None]
 
 
-def make_guide(model: BayesianSteering, family: str = "mean-field") -> SteeringGuide | FullRankSteeringGuide:
+def make_guide(model: BayesianSteering, family: str) -> SteeringGuide | FullRankSteeringGuide:
     """An unset-up guide of `family` for `model` (call it on a batch, then `start_at_prior`)."""
     if family not in GUIDE_FAMILIES:
         raise ValueError(f"unknown guide family {family!r}; choose from {', '.join(GUIDE_FAMILIES)}")
