@@ -7,15 +7,17 @@ NUTS takes hours here; `--nuts-draws FILE` saves its draws, and a later call wit
 (same run, same batch) reuses them, so SVI settings can be compared against one reference.
 Each chain is saved beside it as it finishes (FILE's name with `.chain<c>`), so a killed run
 resumes at the next chain, and `--chain C` samples chain C alone and stops, so the chains can
-run as parallel processes. `--svi-guide FILE` keeps the SVI guide (about half an hour here), and
-with `--svi-only` a process fits just that guide, beside the chains.
+run as parallel processes. `--svi-guide FILE` keeps the SVI guide (one to two hours here with four
+particles; a killed SVI resumes from a checkpoint beside FILE), and with `--svi-only` a process
+fits just that guide, beside the chains.
 
 On one fixed batch of the run's training pairs (the network fixed at the fitted one), the exact
 posterior of the coefficients is a low-dimensional density that NUTS samples. Three
 approximations are set against it, in the guide's unconstrained space:
 
-- SVI: a fresh guide fitted on the same batch (`svi_on_batch`), mean-field as in a fit or, with
-  `--svi-family full-rank`, a correlated Gaussian, or with `--svi-family flow`, a normalising flow;
+- SVI: a fresh guide fitted on the same batch (`svi_on_batch`), mean-field as in a fit by default,
+  or any of the package's families (`--svi-family full-rank`, a correlated Gaussian; `flow`, an
+  inverse-autoregressive flow);
 - the control: a guide that was never updated (still the prior), which any check of agreement
   must reject;
 - KL(SVI ‖ prior), to show that the posterior moved (the check is vacuous when it did not).
@@ -32,15 +34,16 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
+import json
 import time
 from pathlib import Path
 
 import torch
 
-from bayes_bps.bayes import GUIDE_FAMILIES as PACKAGE_FAMILIES
-from bayes_bps.bayes import SteeringGuide, posterior_draws
+from bayes_bps.bayes import GUIDE_FAMILIES, SteeringGuide, posterior_draws
 from bayes_bps.bayes.diagnostics import compare_posteriors, comparison_summary
-from bayes_bps.bayes.nuts import GUIDE_FAMILIES, NutsReference, fresh_guide, nuts_reference, svi_on_batch
+from bayes_bps.bayes.nuts import NutsReference, fresh_guide, nuts_reference, svi_on_batch
 from bayes_bps.experiments.analysis import fixed_batch
 from bayes_bps.training import load_run
 from bayes_bps.utils.files import save_atomic
@@ -57,6 +60,10 @@ def _checked(path: Path, settings: dict) -> dict:
     return saved
 
 
+def _settings_key(settings: dict) -> str:
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def batch_guide(model, batch, args):
     """SVI on the batch, or its guide as --svi-guide saved it."""
     settings = {name: getattr(args, name) for name in ("batch", "svi_steps", "svi_lr", "svi_final_lr", "svi_particles")}
@@ -66,10 +73,13 @@ def batch_guide(model, batch, args):
         guide = fresh_guide(model, batch, args.svi_family)  # create the parameters, then take the saved values
         guide.load_state_dict(_checked(args.svi_guide, settings)["guide"])
         return guide
+    # a killed SVI resumes from its checkpoint beside FILE (its settings' hash is in the name)
+    partial = None if args.svi_guide is None else args.svi_guide.with_suffix(f".{_settings_key(settings)}.partial")
     guide = svi_on_batch(model, batch, steps=args.svi_steps, lr=args.svi_lr, final_lr=args.svi_final_lr,
-                         num_particles=args.svi_particles, family=args.svi_family, progress=True)
+                         num_particles=args.svi_particles, family=args.svi_family, progress=True, checkpoint=partial)
     if args.svi_guide is not None:
         save_atomic({"guide": guide.state_dict(), "settings": settings}, args.svi_guide)
+        partial.unlink()
     return guide
 
 
@@ -110,8 +120,7 @@ def main() -> None:
     parser.add_argument("--svi-steps", type=int, default=400)
     parser.add_argument("--svi-particles", type=int, default=1, help="ELBO particles per SVI step")
     parser.add_argument("--svi-family", choices=GUIDE_FAMILIES, default="mean-field",
-                        help="SVI's guide: the package's mean-field guide, a full-rank Gaussian or a normalising "
-                             "flow over the same coefficients (is the family what keeps SVI off NUTS?)")
+                        help="SVI's guide family (guide.py): is the family what keeps SVI off NUTS?")
     parser.add_argument("--svi-lr", type=float, default=0.01, help="SVI's Adam learning rate")
     parser.add_argument("--svi-final-lr", type=float, default=None,
                         help="decay SVI's learning rate geometrically to this by the last step")
@@ -157,8 +166,7 @@ def main() -> None:
           f"{args.svi_particles} particle(s), {schedule} "
           f"({svi_seconds:.0f} s), NUTS {args.chains} chains x ({args.warmup} warmup + {args.draws} draws) "
           f"({nuts_seconds:.0f} s), {reference.num_divergences} divergences")
-    if args.svi_family in PACKAGE_FAMILIES:  # the package's families have it in closed form; a flow has not
-        print(f"KL(SVI guide ‖ prior) = {guide.total_kl():.1f} nats")
+    print(f"KL(SVI guide ‖ prior) = {guide.total_kl():.1f} nats")
     for label, approximation in (("SVI", guide), ("control (never updated)", control)):
         with seeded(0):
             draws = posterior_draws(approximation, DRAWS)

@@ -25,7 +25,7 @@ def exported(tiny_base, tmp_path_factory):
     root = tmp_path_factory.mktemp("pipelines")
     folders = {}
     for kind, extra in (("bayesian", []), ("bayesian-full-rank", ["--guide", "full-rank"]),
-                        ("deterministic", ["--deterministic"])):
+                        ("bayesian-flow", ["--guide", "flow"]), ("deterministic", ["--deterministic"])):
         fit_main([*TINY, "--base", str(tiny_base), "--out", str(root / f"run-{kind}"), *extra])
         folders[kind] = (root / f"run-{kind}", export_main([str(root / f"run-{kind}"), str(root / kind)]))
     return folders
@@ -36,7 +36,7 @@ def _conditions(run_dir, count=2):
     return run, run.pairs.conditions[:count], run.pairs.captions[:count]
 
 
-@pytest.mark.parametrize("kind", ["bayesian", "bayesian-full-rank"])
+@pytest.mark.parametrize("kind", ["bayesian", "bayesian-full-rank", "bayesian-flow"])
 def test_the_exported_posterior_is_the_guides(exported, kind):
     run_dir, folder = exported[kind]
     run, _, _ = _conditions(run_dir)
@@ -47,6 +47,8 @@ def test_the_exported_posterior_is_the_guides(exported, kind):
         torch.testing.assert_close(getattr(pipe.posterior, f"{site}_loc"), location.detach())
         torch.testing.assert_close(getattr(pipe.posterior, f"{site}_scale"), scale.detach())
     torch.testing.assert_close(pipe.posterior.correlation_cholesky, guide.correlation_cholesky())
+    bank = guide.exported_draws()  # a flow's: the export resamples them
+    assert (len(pipe.posterior.bank) == 0) if bank is None else torch.equal(pipe.posterior.bank, bank)
     draws = pipe.posterior.draws(3, torch.Generator().manual_seed(0))
     timesteps = torch.tensor([0, 400, 999] * 4)  # 3 draws x 2 conditions, doubled by guidance
     exported_weights = pipe.posterior.port_weights(draws, 2)(timesteps)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .guide import SteeringGuide
+from .guide import Guide
 from .model import BayesianSteering
 
 
 @torch.no_grad()
-def posterior_draws(guide: SteeringGuide, num_draws: int) -> dict[str, Tensor]:
+def posterior_draws(guide: Guide, num_draws: int) -> dict[str, Tensor]:
     """`num_draws` joint draws of every latent site, stacked on a leading dimension.
 
     The guide has no local latents, so once set up it needs no data to draw."""

@@ -7,11 +7,10 @@ coefficient and slope of every port) is a low-dimensional density that NUTS samp
 plate scaling, so the target is the very posterior the guide approximates. `svi_on_batch` fits
 a fresh guide on the same batch with the network held fixed, so the two posteriors differ only
 by the variational approximation and Monte Carlo error, not by data.
-`diagnostics.compare_posteriors` puts them side by side. Its guide is one of the package's two
-families (`guide.py`: mean-field, or full-rank, which has the coefficients' correlations), or an
-inverse-autoregressive flow (`family="flow"`), which can also follow curved dependence between
-them: the checks of whether the variational family, rather than the optimisation, is what keeps
-SVI off NUTS.
+`diagnostics.compare_posteriors` puts them side by side. Its guide is any of the package's
+families (`guide.py`: mean-field; full-rank, which has the coefficients' correlations; a flow,
+which also follows curved dependence): the checks of whether the variational family, rather
+than the optimisation, is what keeps SVI off NUTS.
 
 Chains run one after another in this process, each with its own seed and a starting point drawn
 from the prior (overdispersed against a posterior narrower than the prior, as R-hat wants).
@@ -32,21 +31,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
 from pyro.infer import MCMC, NUTS, Trace_ELBO
-from pyro.infer.autoguide import AutoIAFNormal
 from pyro.infer.autoguide.initialization import init_to_sample, init_to_value
 from pyro.util import get_rng_state, set_rng_state
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..base import NoisyBatch
-from .guide import GUIDE_FAMILIES as PACKAGE_FAMILIES
-from .guide import FullRankSteeringGuide, SteeringGuide, make_guide
+from ..utils.files import save_atomic
+from .guide import Guide, make_guide
 from .model import BayesianSteering
 from .priors import COEFFICIENTS
 from .temperature import gauss_newton_precision
@@ -106,7 +105,7 @@ class _Whitened:
     approximation, which has the correlations (between a port's log w and slope, and between
     ports) that the mean-field guide lacks."""
 
-    def __init__(self, model: BayesianSteering, guide: SteeringGuide | FullRankSteeringGuide, batch: NoisyBatch):
+    def __init__(self, model: BayesianSteering, guide: Guide, batch: NoisyBatch):
         self.model, self.ports = model, len(model.port_names)
         location = {site: guide.marginal(site)[0].detach() for site in COEFFICIENTS}
         precision = gauss_newton_precision(model, {"fusion": location["fusion"].exp(), "slope": location["slope"]},
@@ -134,7 +133,7 @@ class _Whitened:
 
 def nuts_reference(model: BayesianSteering, batch: NoisyBatch, *, num_samples: int = 200,
                    warmup_steps: int = 200, num_chains: int = 4, seed: int = 0,
-                   whiten_by: SteeringGuide | FullRankSteeringGuide | None = None, target_accept_prob: float = 0.8,
+                   whiten_by: Guide | None = None, target_accept_prob: float = 0.8,
                    progress: bool = False) -> NutsReference:
     """Draws from the exact posterior of the coefficients given `batch`, the network fixed.
 
@@ -166,53 +165,56 @@ def nuts_reference(model: BayesianSteering, batch: NoisyBatch, *, num_samples: i
     return NutsReference(draws=draws, diverging=diverging)
 
 
-GUIDE_FAMILIES = (*PACKAGE_FAMILIES, "flow")
-FLOW_HIDDEN, FLOW_TRANSFORMS = 64, 2  # 26 coefficients at the default: a small flow is plenty
-
-
-def fresh_guide(model: BayesianSteering, batch: NoisyBatch,
-                family: str = "mean-field") -> SteeringGuide | FullRankSteeringGuide | AutoIAFNormal:
-    """An unfitted guide of `family` with its parameters set up on `batch`: one of the package's
-    families at the prior, as in a fit, or an inverse-autoregressive flow (Pyro's
-    `AutoIAFNormal`) over the same coefficient sites, which starts near a standard normal in
-    the unconstrained space, not at the prior, and so needs more steps to arrive."""
-    if family not in GUIDE_FAMILIES:
-        raise ValueError(f"unknown guide family {family!r}; choose from {GUIDE_FAMILIES}")
+def fresh_guide(model: BayesianSteering, batch: NoisyBatch, family: str = "mean-field") -> Guide:
+    """An unfitted guide of `family` at the prior, as in a fit, with its parameters set up on `batch`."""
     _check_point_estimated_heads(model)
-    if family in PACKAGE_FAMILIES:
-        guide = make_guide(model, family)
-        guide(batch)
-        guide.start_at_prior()
-        return guide
-    guide = AutoIAFNormal(model, hidden_dim=[FLOW_HIDDEN], num_transforms=FLOW_TRANSFORMS)
+    guide = make_guide(model, family)
     guide(batch)
+    guide.start_at_prior()
     return guide
 
 
 def svi_on_batch(model: BayesianSteering, batch: NoisyBatch, *, steps: int, lr: float = 0.01,
                  final_lr: float | None = None, seed: int = 0, num_particles: int = 1, family: str = "mean-field",
-                 losses: list[float] | None = None,
-                 progress: bool = False) -> SteeringGuide | FullRankSteeringGuide | AutoIAFNormal:
+                 losses: list[float] | None = None, progress: bool = False, checkpoint: Path | None = None,
+                 checkpoint_every: int = 50) -> Guide:
     """A fresh guide of `family` (`fresh_guide`) fitted by SVI on the fixed `batch`; only the
     guide's parameters move, the network is frozen meanwhile. `final_lr` decays the learning
     rate geometrically from `lr` to it over the steps: at a constant rate Adam's noisy ELBO
     gradients keep the guide jittering about the optimum by about `lr`, which a narrow
     posterior notices. Each step's negative ELBO is appended to `losses` when one is given;
-    `progress` shows a bar with it."""
+    `progress` shows a bar with it.
+
+    With `checkpoint`, the whole state (guide, optimizer, schedule, losses, random state) is
+    saved there atomically every `checkpoint_every` steps, and a call that finds the file
+    continues from it: with four particles this SVI takes hours here. The caller keeps the file
+    to the same settings."""
     elbo = Trace_ELBO(num_particles=num_particles)
     with _fixed_network_posterior(model, seed):
         guide = fresh_guide(model, batch, family)
         optimizer = torch.optim.Adam(guide.parameters(), lr=lr)
         decay = (final_lr / lr) ** (1 / max(steps - 1, 1)) if final_lr is not None else 1.0
         schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=decay)
-        bar = tqdm(range(steps), desc="SVI on the batch", disable=not progress)
-        for _ in bar:
+        trace: list[float] = []
+        if checkpoint is not None and checkpoint.is_file():
+            state = torch.load(checkpoint, weights_only=False)
+            for part, name in ((guide, "guide"), (optimizer, "optimizer"), (schedule, "schedule")):
+                part.load_state_dict(state[name])
+            trace = state["losses"]
+            set_rng_state(state["rng"])
+        bar = tqdm(range(len(trace), steps), desc="SVI on the batch", disable=not progress, initial=len(trace),
+                   total=steps)
+        for step in bar:
             loss = elbo.differentiable_loss(model, guide, batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             schedule.step()
-            if losses is not None:
-                losses.append(loss.item())
+            trace.append(loss.item())
             bar.set_postfix({"-elbo": f"{loss.item():.4g}"}, refresh=False)
+            if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
+                save_atomic({"guide": guide.state_dict(), "optimizer": optimizer.state_dict(),
+                             "schedule": schedule.state_dict(), "losses": trace, "rng": get_rng_state()}, checkpoint)
+    if losses is not None:
+        losses.extend(trace)
     return guide

@@ -44,7 +44,7 @@ class ELBOObjective(nn.Module):
     - `kl_anneal_steps` > 0 ramps the weight of the KL term (prior and guide densities) from 0 to 1;
     - `calibrate_temperature`: from the end of the warm-up, the next `calibration.batches` steps
       estimate λ by the sandwich rule (`temperature.py`) at the guide's mean, and λ is fixed to it;
-    - `guide_family`: the variational family, mean-field or full-rank (`guide.py`).
+    - `guide_family`: the variational family, mean-field, full-rank or flow (`guide.py`).
     """
 
     def __init__(self, model: BayesianSteering, example_batch: NoisyBatch, *, warmup_steps: int = 0,

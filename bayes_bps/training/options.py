@@ -37,8 +37,9 @@ class FitOptions:
                                          "the warm-up (bayes/temperature.py) and fix it; --no-calibrate-temperature "
                                          "uses λ = 1/D (each example one observation)")
     priors: SteeringPriors = option(SteeringPriors(), "priors of the steering coefficients")
-    guide: str = option("mean-field", "variational family of the coefficients: mean-field, or full-rank (their "
-                        "correlations; point-estimated heads only)", choices=GUIDE_FAMILIES)
+    guide: str = option("mean-field", "variational family of the coefficients: mean-field; full-rank (their "
+                        "correlations); flow (also curved dependence). The last two need point-estimated heads",
+                        choices=GUIDE_FAMILIES)
     # optimisation
     steps: int = option(1000, "optimisation steps", low=1)
     batch_size: int = option(8, "pairs per step", low=1)
@@ -84,8 +85,8 @@ class FitOptions:
             raise ValueError(f"--profile must be one of {', '.join(PROFILES)} or a .json file, got {self.profile!r}")
         parse_domain(self.domain)
         check_task(self.domain, self.task)
-        if self.guide == "full-rank" and self.priors.head_scale is not None:
-            raise ValueError("--guide full-rank covers the coefficients only; Bayesian heads (--head-prior-scale) "
+        if self.guide != "mean-field" and self.priors.head_scale is not None:
+            raise ValueError(f"--guide {self.guide} covers the coefficients only; Bayesian heads (--head-prior-scale) "
                              "need --guide mean-field")
         if self.eval_domain is not None:
             if not parse_domain(self.eval_domain)[0].needs_path:
