@@ -7,6 +7,9 @@ Ratios: steered/frozen UNet forward (a denoising step), the same with the adapte
 ports pruned (what both pruning rankings of `bayesian_value.py` drop first, 67 % of the
 adapter's FLOPs), steered train step/frozen forward, and an SVI step (Bayesian steering,
 negative ELBO) against a plain training step (deterministic ε-MSE) on the same minibatches.
+Where a steered forward's extra time goes: the adapter alone, and the frozen forward with
+precomputed residuals injected by the hooks (their additions, without the adapter), each beside
+the adapter's share of the FLOPs (`FlopCounterMode`).
 
 Absolute times drift on shared machines, so every number that matters is a ratio of two
 timings interleaved in the same run (medians over repeats). The SD1.5 UNet and adapter are
@@ -21,11 +24,12 @@ from functools import partial
 import torch
 from diffusers import UNet2DConditionModel
 from timing import interleaved_medians  # this folder's side-by-side timer
+from torch.utils.flop_counter import FlopCounterMode
 
 from bayes_bps.base import FrozenBase, TrainingPairs
 from bayes_bps.bayes import BayesianSteering, ELBOObjective, per_example_temperature
 from bayes_bps.data import make_dataset
-from bayes_bps.steering import BPSAdapter, build_adapter, find_ports, head_heavy_profile, steer
+from bayes_bps.steering import BPSAdapter, build_adapter, find_ports, head_heavy_profile, inject, steer
 from bayes_bps.steering.reference import hidden_scales
 from bayes_bps.training import DeterministicObjective, SteeringTrainer
 
@@ -64,6 +68,18 @@ def measure(unet: UNet2DConditionModel, adapter: BPSAdapter, batch: int, conditi
         with torch.no_grad(), steer(unet, encoder_and_middle, condition, weights):
             unet(sample, timesteps, text)
 
+    with torch.no_grad():
+        time_embedding = unet.time_embedding(unet.get_time_embed(sample, timesteps))
+        residuals = {name: weights[name] * r for name, r in adapter(condition, time_embedding).items()}
+
+    def adapter_alone():
+        with torch.no_grad():
+            adapter(condition, time_embedding)
+
+    def injected_forward():
+        with torch.no_grad(), inject(unet, residuals):
+            unet(sample, timesteps, text)
+
     def steered_train_step():
         with steer(unet, adapter, condition, weights):
             loss = unet(sample, timesteps, text).sample.square().mean()
@@ -72,10 +88,19 @@ def measure(unet: UNet2DConditionModel, adapter: BPSAdapter, batch: int, conditi
         optimizer.step()
 
     functions = {"frozen forward": frozen_forward, "steered forward": steered_forward,
-                 "decoder-pruned forward": pruned_forward}
+                 "decoder-pruned forward": pruned_forward, "adapter alone": adapter_alone,
+                 "injected forward": injected_forward}
     if train:
         functions["steered train step"] = steered_train_step
-    return interleaved_medians(functions, repeats)
+    times = interleaved_medians(functions, repeats)
+    times["adapter FLOPs / frozen FLOPs"] = flops(adapter_alone) / flops(frozen_forward)
+    return times
+
+
+def flops(function) -> int:
+    with FlopCounterMode(display=False) as counter:
+        function()
+    return counter.get_total_flops()
 
 
 def svi_versus_plain(base: FrozenBase, batch_size: int, repeats: int) -> dict[str, float]:
@@ -97,11 +122,15 @@ def report(title: str, unet: UNet2DConditionModel, adapter: BPSAdapter, times: d
     print(f"\n## {title}")
     print(f"UNet parameters {count(unet):,}; adapter {count(adapter):,} "
           f"({count(adapter) / count(unet):.1%} of the UNet)")
+    flop_share = times.pop("adapter FLOPs / frozen FLOPs")
     for name, seconds in times.items():
         print(f"  {name:<20} {seconds * 1000:9.1f} ms")
     frozen = times["frozen forward"]
     print(f"  steered/frozen forward ratio: {times['steered forward'] / frozen:.3f}; decoder pruned: "
           f"{times['decoder-pruned forward'] / frozen:.3f}")
+    print(f"  of the frozen forward: the adapter alone {times['adapter alone'] / frozen:.3f} of its time for "
+          f"{flop_share:.3f} of its FLOPs; the injection of precomputed residuals "
+          f"{times['injected forward'] / frozen - 1:+.3f}")
     if "steered train step" in times:
         print(f"  steered train step / frozen forward: {times['steered train step'] / frozen:.3f}")
 
