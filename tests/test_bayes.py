@@ -59,6 +59,19 @@ def test_the_guide_starts_at_the_prior(setup):
     assert per_example_temperature(base) == 1 / (3 * 16 * 16)
 
 
+@pytest.mark.parametrize("family", ["mean-field", "flow"])
+def test_a_guide_gone_non_finite_gives_a_nan_loss_for_the_trainer_to_report(setup, family):
+    """A diverged guide (here, one parameter set to NaN) must reach the trainer as a non-finite
+    loss, which stops the fit with its last good checkpoint (`test_fit.py`), not as an error of
+    Pyro's from inside the guide; the control, the same objective before the NaN, is finite."""
+    base, _, batch = setup
+    objective = ELBOObjective(_model(base), batch, guide_family=family)
+    assert torch.isfinite(objective(batch, 0))
+    with torch.no_grad():
+        next(objective.guide.parameters()).fill_(float("nan"))
+    assert torch.isnan(objective(batch, 0))
+
+
 def test_the_posterior_profile_is_the_mean_of_each_ports_fusion_coefficient(setup):
     """At the prior, log w ~ N(log m, s²), so E[w] = m e^{s²/2} (the LogNormal mean, not its
     median m); a guide moved to twice the profile gives twice that (the control)."""

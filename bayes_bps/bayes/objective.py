@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 
+import pyro
 import torch
 from pyro.infer import Trace_ELBO
 from torch import Tensor, nn
@@ -66,7 +67,10 @@ class ELBOObjective(nn.Module):
             if self.calibration.done:
                 model.temperature.fill_(self.calibration.temperature)
         strength = strength_at(step, self.warmup_steps)
-        return self.elbo.differentiable_loss(model, self.guide, batch, strength) / model.n_train
+        # A guide gone non-finite (a diverged flow) must give a NaN loss, which the trainer reports
+        # with the last good checkpoint, not a validation error of Pyro's from inside the guide
+        with pyro.validation_enabled(False):
+            return self.elbo.differentiable_loss(model, self.guide, batch, strength) / model.n_train
 
     @torch.no_grad()
     def scalars(self) -> dict[str, float]:
