@@ -222,7 +222,11 @@ class FlowSteeringGuide(_JointCoefficientPosterior, AutoNormalizingFlow):
     def _flow(self, dimension: int) -> ComposeTransformModule:
         layers = [affine_autoregressive(dimension, hidden_dims=[FLOW_HIDDEN]) for _ in range(FLOW_TRANSFORMS)]
         location, scale = self._prior_vectors()
-        return ComposeTransformModule([*layers, AffineTransform(location, scale, event_dim=1)])
+        # Cached, so that the density of a draw is read from its forward pass: without the cache
+        # the ELBO inverts the autoregressive layers coordinate by coordinate, which divides by
+        # their scales at every step, and in a fit one draw in a few hundred got a log q off by
+        # up to 1e6 nats, from which the flow diverged (`benchmarks/RESULTS.md`)
+        return ComposeTransformModule([*layers, AffineTransform(location, scale, event_dim=1, cache_size=1)])
 
     @torch.no_grad()
     def start_at_prior(self) -> None:
