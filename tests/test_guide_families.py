@@ -251,8 +251,7 @@ def _port_a(guide) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def curved_flow() -> tuple[CurvedToy, FlowSteeringGuide]:
     """The flow fitted on the curved toy by SVI from the prior: 500 steps, 2 particles, lr 0.02
-    decaying to 0.002. (At lr 0.05 this flow can step into NaN: its network weights, unlike a
-    Normal's locations and scales, should move little per step.)"""
+    decaying to 0.002."""
     model = CurvedToy()
     return model, _svi(model, "flow", lr=0.02, particles=2, steps=500)
 

@@ -46,6 +46,16 @@ def test_toml_and_json_records_round_trip_with_nested_priors(tmp_path):
     assert option_files.value_of(options, "slope_scale") == 4.0
 
 
+def test_the_guide_rate_defaults_to_its_familys_and_a_flag_overrides_it():
+    """The flow's network takes a tenth of the Normals' rate unless --guide-lr says otherwise."""
+    def rate(*flags: str) -> float:
+        return option_files.parse(FitOptions, list(flags), "fit", "")[0].variational_lr
+
+    assert rate() == rate("--guide", "full-rank") == 1e-2
+    assert rate("--guide", "flow") == 1e-3
+    assert rate("--guide", "flow", "--guide-lr", "0.02") == 0.02
+
+
 def test_every_range_is_checked_once_for_every_command():
     with pytest.raises(OptionError, match="--steps must be >= 1; got 0"):
         option_files.from_mapping(PretrainOptions, {"out": "x", "steps": 0})

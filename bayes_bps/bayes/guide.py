@@ -37,9 +37,17 @@ from .model import BayesianSteering
 from .priors import COEFFICIENTS, HEAD_SITE
 
 GUIDE_FAMILIES = ("mean-field", "full-rank", "flow")
+# Each family's default learning rate in a fit. The flow's network weights take a tenth of the
+# Normals' rate: at 1e-2 with one draw per step its tails grew to 40 prior sds, or diverged
+# (`benchmarks/RESULTS.md`, "The package's flow"); at 1e-3 they stay within 6
+GUIDE_LEARNING_RATES = {"mean-field": 1e-2, "full-rank": 1e-2, "flow": 1e-3}
 # Two IAF layers of 64 hidden units: a Pyro flow of this size came within 0.30 NUTS sd of every
 # posterior mean of the default fit's 26 coefficients (`benchmarks/RESULTS.md`).
 FLOW_HIDDEN, FLOW_TRANSFORMS = 64, 2
+# Each layer widens by at most e^1.5 (Pyro's default, e^3, let a fit's flow stretch its tails
+# 400-fold in prior sds until a draw of w = exp(log w) overflowed); well-fitted flows stay within
+# e^1.1 (`benchmarks/RESULTS.md`)
+FLOW_MAX_LOG_SCALE = 1.5
 # The flow's summaries average this many draws: a posterior mean to about 1/64 of its sd.
 FLOW_SUMMARY_DRAWS = 4096
 
@@ -220,7 +228,8 @@ class FlowSteeringGuide(_JointCoefficientPosterior, AutoNormalizingFlow):
         self._attach(model)
 
     def _flow(self, dimension: int) -> ComposeTransformModule:
-        layers = [affine_autoregressive(dimension, hidden_dims=[FLOW_HIDDEN]) for _ in range(FLOW_TRANSFORMS)]
+        layers = [affine_autoregressive(dimension, hidden_dims=[FLOW_HIDDEN], log_scale_max_clip=FLOW_MAX_LOG_SCALE)
+                  for _ in range(FLOW_TRANSFORMS)]
         location, scale = self._prior_vectors()
         # Cached, so that the density of a draw is read from its forward pass: without the cache
         # the ELBO inverts the autoregressive layers coordinate by coordinate, which divides by

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..base import DEFAULT_GUIDANCE_SCALE, SCHEDULERS
 from ..base.pairs import TIMESTEP_SAMPLING
-from ..bayes import GUIDE_FAMILIES, SteeringPriors
+from ..bayes import GUIDE_FAMILIES, GUIDE_LEARNING_RATES, SteeringPriors
 from ..data import HELD_OUT, check_task, parse_domain
 from ..steering import PRESETS, PROFILES
 from ..utils.options import option
@@ -48,7 +48,8 @@ class FitOptions:
     caption_dropout: float = option(0.0, "fraction of training captions replaced by the empty one "
                                     "(ControlNet's recipe drops half)", low=0, high=0.99)
     lr: float = option(1e-3, "learning rate of the adapter body and σ", above=0)
-    guide_lr: float = option(1e-2, "learning rate of the variational parameters", above=0)
+    guide_lr: float | None = option(None, "learning rate of the variational parameters (default: 1e-2 for the "
+                                    "Normal families, 1e-3 for the flow)", above=0)
     noise_lr: float = option(5e-2, "learning rate of the likelihood's log σ(t)", above=0)
     grad_clip: float = option(1.0, "maximum gradient norm of the network (σ(t) and the guide are not clipped)",
                               above=0)
@@ -93,6 +94,11 @@ class FitOptions:
                 raise ValueError(f"--eval-domain must be a folder:PATH, got {self.eval_domain!r}; a built-in "
                                  "domain is evaluated on its --eval-split")
             check_task(self.eval_domain, self.task)
+
+    @property
+    def variational_lr(self) -> float:
+        """--guide-lr, or its guide family's default."""
+        return GUIDE_LEARNING_RATES[self.guide] if self.guide_lr is None else self.guide_lr
 
     @property
     def domain_name(self) -> str:

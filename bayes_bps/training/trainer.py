@@ -130,7 +130,7 @@ def trainer_for(options: FitOptions, base: FrozenBase, pairs: TrainingPairs, obj
                 accelerator=None) -> SteeringTrainer:
     """The trainer a fit's options describe."""
     return SteeringTrainer(base, pairs, objective, batch_size=options.batch_size, lr=options.lr,
-                           guide_lr=options.guide_lr, noise_lr=options.noise_lr, grad_clip=options.grad_clip,
+                           guide_lr=options.variational_lr, noise_lr=options.noise_lr, grad_clip=options.grad_clip,
                            weight_decay=options.weight_decay, seed=options.seed,
                            timestep_sampling=options.timestep_sampling, caption_dropout=options.caption_dropout,
                            accelerator=accelerator)
