@@ -44,9 +44,9 @@ GUIDE_LEARNING_RATES = {"mean-field": 1e-2, "full-rank": 1e-2, "flow": 1e-3}
 # Two IAF layers of 64 hidden units: a Pyro flow of this size came within 0.30 NUTS sd of every
 # posterior mean of the default fit's 26 coefficients (`benchmarks/RESULTS.md`).
 FLOW_HIDDEN, FLOW_TRANSFORMS = 64, 2
-# Each layer widens by at most e^1.5 (Pyro's default, e^3, let a fit's flow stretch its tails
-# 400-fold in prior sds until a draw of w = exp(log w) overflowed); well-fitted flows stay within
-# e^1.1 (`benchmarks/RESULTS.md`)
+# Each layer widens by at most e^1.5: under Pyro's default, e^3, a fit's flow drew up to 196 prior
+# sds out, where w = exp(log w) overflowed; well-fitted flows stay within e^1.1
+# (`benchmarks/RESULTS.md`)
 FLOW_MAX_LOG_SCALE = 1.5
 # The flow's summaries average this many draws: a posterior mean to about 1/64 of its sd.
 FLOW_SUMMARY_DRAWS = 4096
