@@ -110,10 +110,10 @@ def svi_versus_plain(base: FrozenBase, batch_size: int, repeats: int) -> dict[st
     pairs = TrainingPairs.encode(base, make_dataset("shapes", "sketch", length=40), 40)
     weights = head_heavy_profile(find_ports(base.unet))
     objectives = {"plain training step": DeterministicObjective(base, build_adapter(base, "lite", 1), weights)}
-    generator = torch.Generator().manual_seed(0)
+    generator, reference = torch.Generator().manual_seed(0), hidden_scales(base, pairs)
     for family in GUIDE_FAMILIES:
-        model = BayesianSteering(base, build_adapter(base, "lite", 1, scale_free=True), weights,
-                                 hidden_scales(base, pairs), len(pairs), per_example_temperature(base))
+        model = BayesianSteering(base, build_adapter(base, "lite", 1, scale_free=True), weights, reference,
+                                 len(pairs), per_example_temperature(base))
         example = pairs.noisy_batch(base, pairs.draw_indices(batch_size, generator), generator)
         objectives[f"SVI step, {family}"] = ELBOObjective(model, example, guide_family=family)
     trainers = {name: SteeringTrainer(base, pairs, objective, batch_size=batch_size, lr=1e-3)

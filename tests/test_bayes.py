@@ -19,7 +19,7 @@ from bayes_bps.bayes import (
     posterior_draws,
 )
 from bayes_bps.bayes.likelihood import pointwise_log_likelihood
-from bayes_bps.bayes.objective import strength_at
+from bayes_bps.bayes.objective import GUIDE_GROUP, strength_at
 from bayes_bps.bayes.temperature import gauss_newton_precision
 from bayes_bps.bayes.weights import STEERING_UNIT
 from bayes_bps.data import make_dataset
@@ -70,6 +70,19 @@ def test_a_guide_gone_non_finite_gives_a_nan_loss_for_the_trainer_to_report(setu
     with torch.no_grad():
         next(objective.guide.parameters()).fill_(float("nan"))
     assert torch.isnan(objective(batch, 0))
+
+
+@pytest.mark.parametrize("family, rate", [("mean-field", 1e-2), ("full-rank", 1e-2), ("flow", 1e-3)])
+def test_the_guide_rate_defaults_to_its_familys_and_an_explicit_one_wins(setup, family, rate):
+    """The flow's network takes a tenth of the Normals' rate unless --guide-lr says otherwise."""
+    base, _, batch = setup
+    objective = ELBOObjective(_model(base), batch, guide_family=family)
+
+    def guide_rate(**rates) -> float:
+        return next(group["lr"] for group in objective.parameter_groups(1e-3, **rates) if group["name"] == GUIDE_GROUP)
+
+    assert guide_rate() == rate
+    assert guide_rate(guide_lr=0.02) == 0.02
 
 
 def test_the_posterior_profile_is_the_mean_of_each_ports_fusion_coefficient(setup):

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from ..base import NoisyBatch
 from ..steering import BPSAdapter, steer
 from .draws import posterior_draws
-from .guide import make_guide
+from .guide import GUIDE_LEARNING_RATES, make_guide
 from .model import BayesianSteering
 from .priors import HEAD_SITE
 from .temperature import SandwichEstimate
@@ -51,7 +51,7 @@ class ELBOObjective(nn.Module):
     def __init__(self, model: BayesianSteering, example_batch: NoisyBatch, *, warmup_steps: int = 0,
                  kl_anneal_steps: int = 0, calibrate_temperature: bool = False, guide_family: str = "mean-field"):
         super().__init__()
-        self.model, self.guide = model, make_guide(model, guide_family)
+        self.model, self.guide, self.guide_family = model, make_guide(model, guide_family), guide_family
         self.warmup_steps, self.kl_anneal_steps = warmup_steps, kl_anneal_steps
         self.calibration = SandwichEstimate() if calibrate_temperature else None
         self.elbo = Trace_ELBO()
@@ -96,16 +96,19 @@ class ELBOObjective(nn.Module):
                 adapter.heads.get_parameter(site[len(HEAD_SITE):]).copy_(value)
         return adapter
 
-    def parameter_groups(self, lr: float, guide_lr: float = 1e-2, noise_lr: float = 5e-2, **rates) -> list[dict]:
+    def parameter_groups(self, lr: float, guide_lr: float | None = None, noise_lr: float = 5e-2,
+                         **rates) -> list[dict]:
         """Three groups, each clipped on its own: the network at `lr` (clipped and decayed as the
         trainer clips and decays every network), σ(t) at `noise_lr` and the variational
-        parameters at `guide_lr` (both unclipped, and never decayed: an L2 pull towards zero
-        would be a second, unstated prior on them)."""
+        parameters at `guide_lr`, by default their family's rate (`GUIDE_LEARNING_RATES`); both
+        unclipped, and never decayed: an L2 pull towards zero would be a second, unstated prior
+        on them."""
         network = [p for name, p in self.model.named_parameters() if not name.startswith("noise_scale.")]
         return [{"name": NETWORK_GROUP, "params": network, "lr": lr},
                 {"name": NOISE_GROUP, "params": list(self.model.noise_scale.parameters()), "lr": noise_lr,
                  "max_grad_norm": None, "weight_decay": 0.0},
-                {"name": GUIDE_GROUP, "params": list(self.guide.parameters()), "lr": guide_lr, "max_grad_norm": None,
+                {"name": GUIDE_GROUP, "params": list(self.guide.parameters()),
+                 "lr": GUIDE_LEARNING_RATES[self.guide_family] if guide_lr is None else guide_lr, "max_grad_norm": None,
                  "weight_decay": 0.0}]
 
     def posterior_profile(self) -> dict[str, float]:

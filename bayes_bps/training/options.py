@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..base import DEFAULT_GUIDANCE_SCALE, SCHEDULERS
 from ..base.pairs import TIMESTEP_SAMPLING
-from ..bayes import GUIDE_FAMILIES, GUIDE_LEARNING_RATES, SteeringPriors
+from ..bayes import GUIDE_FAMILIES, SteeringPriors
 from ..data import HELD_OUT, check_task, parse_domain
 from ..steering import PRESETS, PROFILES
 from ..utils.options import option
@@ -94,11 +94,6 @@ class FitOptions:
                 raise ValueError(f"--eval-domain must be a folder:PATH, got {self.eval_domain!r}; a built-in "
                                  "domain is evaluated on its --eval-split")
             check_task(self.eval_domain, self.task)
-
-    @property
-    def variational_lr(self) -> float:
-        """--guide-lr, or its guide family's default."""
-        return GUIDE_LEARNING_RATES[self.guide] if self.guide_lr is None else self.guide_lr
 
     @property
     def domain_name(self) -> str:

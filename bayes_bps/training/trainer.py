@@ -33,7 +33,7 @@ class SteeringTrainer:
     """
 
     def __init__(self, base: FrozenBase, pairs: TrainingPairs, objective: SteeringObjective, *,
-                 batch_size: int, lr: float, guide_lr: float = 1e-2, noise_lr: float = 5e-2,
+                 batch_size: int, lr: float, guide_lr: float | None = None, noise_lr: float = 5e-2,
                  grad_clip: float = 1.0, weight_decay: float = 0.0, seed: int = 0,
                  timestep_sampling: str = "uniform", caption_dropout: float = 0.0, accelerator=None):
         if not 0 <= caption_dropout < 1:
@@ -130,7 +130,7 @@ def trainer_for(options: FitOptions, base: FrozenBase, pairs: TrainingPairs, obj
                 accelerator=None) -> SteeringTrainer:
     """The trainer a fit's options describe."""
     return SteeringTrainer(base, pairs, objective, batch_size=options.batch_size, lr=options.lr,
-                           guide_lr=options.variational_lr, noise_lr=options.noise_lr, grad_clip=options.grad_clip,
+                           guide_lr=options.guide_lr, noise_lr=options.noise_lr, grad_clip=options.grad_clip,
                            weight_decay=options.weight_decay, seed=options.seed,
                            timestep_sampling=options.timestep_sampling, caption_dropout=options.caption_dropout,
                            accelerator=accelerator)
