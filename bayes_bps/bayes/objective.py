@@ -104,11 +104,11 @@ class ELBOObjective(nn.Module):
         unclipped, and never decayed: an L2 pull towards zero would be a second, unstated prior
         on them."""
         network = [p for name, p in self.model.named_parameters() if not name.startswith("noise_scale.")]
+        guide_lr = GUIDE_LEARNING_RATES[self.guide_family] if guide_lr is None else guide_lr
         return [{"name": NETWORK_GROUP, "params": network, "lr": lr},
                 {"name": NOISE_GROUP, "params": list(self.model.noise_scale.parameters()), "lr": noise_lr,
                  "max_grad_norm": None, "weight_decay": 0.0},
-                {"name": GUIDE_GROUP, "params": list(self.guide.parameters()),
-                 "lr": GUIDE_LEARNING_RATES[self.guide_family] if guide_lr is None else guide_lr, "max_grad_norm": None,
+                {"name": GUIDE_GROUP, "params": list(self.guide.parameters()), "lr": guide_lr, "max_grad_norm": None,
                  "weight_decay": 0.0}]
 
     def posterior_profile(self) -> dict[str, float]:

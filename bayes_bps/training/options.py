@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..base import DEFAULT_GUIDANCE_SCALE, SCHEDULERS
 from ..base.pairs import TIMESTEP_SAMPLING
-from ..bayes import GUIDE_FAMILIES, SteeringPriors
+from ..bayes import GUIDE_FAMILIES, GUIDE_LEARNING_RATES, SteeringPriors
 from ..data import HELD_OUT, check_task, parse_domain
 from ..steering import PRESETS, PROFILES
 from ..utils.options import option
@@ -48,8 +48,9 @@ class FitOptions:
     caption_dropout: float = option(0.0, "fraction of training captions replaced by the empty one "
                                     "(ControlNet's recipe drops half)", low=0, high=0.99)
     lr: float = option(1e-3, "learning rate of the adapter body and σ", above=0)
-    guide_lr: float | None = option(None, "learning rate of the variational parameters (default: 1e-2 for the "
-                                    "Normal families, 1e-3 for the flow)", above=0)
+    guide_lr: float | None = option(None, "learning rate of the variational parameters (default: the family's, "
+                                    + ", ".join(f"{family} {rate:g}" for family, rate in GUIDE_LEARNING_RATES.items())
+                                    + ")", above=0)
     noise_lr: float = option(5e-2, "learning rate of the likelihood's log σ(t)", above=0)
     grad_clip: float = option(1.0, "maximum gradient norm of the network (σ(t) and the guide are not clipped)",
                               above=0)
